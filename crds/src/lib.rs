@@ -1,0 +1,20 @@
+//! rollgate's Kubernetes API (`rollgate.io/v1alpha1`): the custom resource types, the pure
+//! helpers that every other crate shares (the revision hash, the duration grammar), and the
+//! generator of the CRD YAML under `crds/yaml/`.
+//!
+//! The types carry only serde, schemars and kube-derive: no client, no runtime. Every field has a
+//! doc comment, which becomes the description that `kubectl explain` shows, and the schema
+//! carries the validation (OpenAPI bounds and CEL rules) so the API server rejects a bad spec
+//! with a message that names the field.
+
+pub mod duration;
+pub mod generate;
+pub mod revision;
+pub mod rollout;
+
+pub use rollout::{Rollout, RolloutSpec, RolloutStatus};
+
+/// The API group of every rollgate resource.
+pub const API_GROUP: &str = "rollgate.io";
+/// The API version of every rollgate resource.
+pub const API_VERSION: &str = "v1alpha1";

@@ -1,0 +1,159 @@
+//! The observed state of a Rollout, written only by the controller through the status
+//! subresource.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a Rollout is in its life.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RolloutPhase {
+    /// A revision is being rolled out.
+    #[default]
+    Progressing,
+    /// Waiting for a person to promote (a pause step without duration, or `spec.paused`).
+    Paused,
+    /// Waiting for the approval gate of the current revision.
+    AwaitingApproval,
+    /// The stable revision is the desired revision and is available.
+    Healthy,
+    /// Something is wrong that needs attention (failed verification, missed deadline); the
+    /// stable revision keeps serving.
+    Degraded,
+    /// The rollout was aborted; traffic is back on the stable revision.
+    Aborted,
+}
+
+/// The observed state of a Rollout.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Where the Rollout is in its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RolloutPhase>,
+
+    /// A human-readable explanation of the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+
+    /// Index of the canary step being executed; equal to the number of steps once all are done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+
+    /// Revision hash of the desired pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+
+    /// Revision hash of the revision that serves production traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+
+    /// The images, pinned by digest, of the desired revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub current_images: Vec<ContainerImage>,
+
+    /// The images, pinned by digest, of the stable revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stable_images: Vec<ContainerImage>,
+
+    /// Percent of traffic on the canary revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<i32>,
+
+    /// Pods of all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+
+    /// Pods of the desired revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_replicas: Option<i32>,
+
+    /// Ready pods of all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+
+    /// Available pods of all revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_replicas: Option<i32>,
+
+    /// The label selector of the pods, as a string, for the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+
+    /// Conditions of types Progressing, Available, Verified, Approved, Analysis and Healthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+
+    /// The approval gate the rollout waits at, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateStatus>,
+
+    /// Names of the AnalysisRuns of the current revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis_runs: Vec<String>,
+
+    /// Why and when the rollout was aborted, while it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<AbortStatus>,
+}
+
+/// The names of the condition types a Rollout reports.
+pub mod condition_types {
+    /// The rollout is making progress within its deadline.
+    pub const PROGRESSING: &str = "Progressing";
+    /// Enough pods are available.
+    pub const AVAILABLE: &str = "Available";
+    /// Every image of the current revision passed its ImagePolicy.
+    pub const VERIFIED: &str = "Verified";
+    /// The approval gate of the current revision is open.
+    pub const APPROVED: &str = "Approved";
+    /// The analysis of the current revision has not failed.
+    pub const ANALYSIS: &str = "Analysis";
+    /// The stable revision is the desired one and is available.
+    pub const HEALTHY: &str = "Healthy";
+}
+
+/// A container's image, pinned by digest.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerImage {
+    /// Container name.
+    pub container: String,
+    /// Image reference, `name@sha256:<hex>`.
+    pub image: String,
+}
+
+/// The state of an approval gate.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GateStatus {
+    /// The revision hash the gate is for.
+    pub revision: String,
+    /// Distinct approvals required.
+    pub required: i32,
+    /// Valid approvals received.
+    pub received: i32,
+    /// Who approved, in order of approval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// Who rejected the revision, if anyone did; a rejection closes the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_by: Option<String>,
+}
+
+/// Why and when a rollout was aborted.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AbortStatus {
+    /// Why it was aborted.
+    pub reason: String,
+    /// Who or what aborted it: a user name, or `analysis`, `progress-deadline`.
+    pub by: String,
+    /// When it was aborted.
+    pub time: Time,
+}

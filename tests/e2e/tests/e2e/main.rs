@@ -1,0 +1,7 @@
+//! End-to-end tests on real components: the local Kubernetes cluster, Prometheus and the OCI
+//! registry. One binary, so one cluster serves the whole run; each test gets its own namespace.
+
+mod cluster;
+mod crd_validation;
+mod fixtures;
+mod identity;

@@ -1,0 +1,174 @@
+//! The local Kubernetes cluster: `rollgate-cluster up` (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler and kwok, as separate processes on loopback).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::process::tail;
+use crate::tools;
+
+/// How long the cluster may take to start before a test run gives up.
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A running local cluster. Dropping it stops every component.
+pub struct Cluster {
+    up: Child,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    startup: Duration,
+}
+
+static SHARED: OnceLock<std::result::Result<Cluster, String>> = OnceLock::new();
+
+/// The cluster shared by every test of this process, started on first use with rollgate's CRDs
+/// installed. It stops when the test process exits (`up --exit-with-parent`).
+pub fn shared_cluster() -> &'static Cluster {
+    let started = SHARED.get_or_init(|| {
+        Cluster::start()
+            .and_then(|cluster| cluster.install_crds().map(|()| cluster))
+            .map_err(|error| format!("{error:#}"))
+    });
+    match started {
+        Ok(cluster) => cluster,
+        Err(error) => panic!("the local cluster could not start: {error}"),
+    }
+}
+
+impl Cluster {
+    /// Starts a new cluster in a temporary directory and waits for its ready line.
+    pub fn start() -> Result<Self> {
+        let binary = tools::cluster_binary()?;
+        let dir = tempfile::Builder::new().prefix("rollgate-cluster-").tempdir()?;
+        let up_log = dir.path().join("up.log");
+        let began = Instant::now();
+        let mut up = Command::new(&binary)
+            .args(["up", "--exit-with-parent", "--remove-dir", "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&up_log)?)
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
+        let stdout = up.stdout.take().context("cluster stdout")?;
+        let (lines, ready) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|line| line.ok()) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            match ready.recv_timeout(START_TIMEOUT.saturating_sub(began.elapsed())) {
+                Ok(line) if line.starts_with("rollgate-cluster ready") => break,
+                Ok(_) => continue,
+                Err(_) => {
+                    let _ = up.kill();
+                    let _ = up.wait();
+                    bail!(
+                        "the cluster printed no ready line within {START_TIMEOUT:?}:\n{}",
+                        tail(&up_log)
+                    );
+                }
+            }
+        }
+        let kubeconfig = dir.path().join("kubeconfig");
+        Ok(Cluster { up, dir, kubeconfig, startup: began.elapsed() })
+    }
+
+    /// The admin kubeconfig (user `rollgate-admin`, group `system:masters`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The cluster's working directory: `pki/` holds the CA (`ca.crt`, `ca.key`) so tests can
+    /// mint client certificates; `logs/` holds each component's log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// How long the cluster took from start to its ready line.
+    pub fn startup_time(&self) -> Duration {
+        self.startup
+    }
+
+    /// The process id of `rollgate-cluster up`.
+    pub fn pid(&self) -> u32 {
+        self.up.id()
+    }
+
+    /// A new admin client. Make one per test: a client belongs to the runtime that made it.
+    pub async fn client(&self) -> Result<kube::Client> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// Runs the cluster's kubectl with the admin kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> Result<Output> {
+        Command::new(tools::kubectl()?)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .context("run kubectl")
+    }
+
+    /// Applies rollgate's generated CRDs (`crds/yaml`) and waits until they are established.
+    pub fn install_crds(&self) -> Result<()> {
+        let crds = tools::workspace_root().join("crds/yaml");
+        let crds = crds.to_str().context("crds path is not UTF-8")?;
+        for args in [
+            &["apply", "--server-side", "--force-conflicts", "-f", crds][..],
+            &["wait", "--for=condition=Established", "--timeout=60s", "-f", crds],
+        ] {
+            let output = self.kubectl(args)?;
+            if !output.status.success() {
+                bail!(
+                    "kubectl {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the cluster (SIGTERM to `up`, which stops every component) and waits for it.
+    pub fn stop(mut self) -> Result<()> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Result<()> {
+        if self.up.try_wait()?.is_some() {
+            return Ok(());
+        }
+        let status = Command::new("kill").args(["-TERM", &self.up.id().to_string()]).status()?;
+        if !status.success() {
+            bail!("kill -TERM {} failed", self.up.id());
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.up.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                self.up.kill()?;
+                bail!("the cluster did not stop within 30s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.terminate();
+    }
+}

@@ -1,0 +1,25 @@
+//! Test support for rollgate's end-to-end tests: real components, started once per test run.
+//!
+//! - [`cluster`]: the local Kubernetes control plane (`tests/cluster`, a Go multi-call binary),
+//!   built when missing or stale, started once per test process and shared by its tests, with
+//!   rollgate's CRDs installed.
+//! - [`namespace`]: a namespace of its own for each test, deleted when the test ends.
+//! - [`prometheus`] and [`registry`]: Debian's Prometheus and the CNCF distribution registry
+//!   (`docker-registry`), each on a free loopback port, each a handle that stops its process when
+//!   dropped.
+//!
+//! Every long-lived process is started through the cluster binary's `supervise` command (or
+//! `up --exit-with-parent`), which stops it when the test process exits, however the run ends:
+//! no process outlives the tests.
+
+pub mod cluster;
+pub mod namespace;
+pub mod process;
+pub mod prometheus;
+pub mod registry;
+pub mod tools;
+
+pub use cluster::{Cluster, shared_cluster};
+pub use namespace::TestNamespace;
+pub use prometheus::Prometheus;
+pub use registry::Registry;
