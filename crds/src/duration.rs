@@ -66,7 +66,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
             position += 1;
         }
         if position == digits_start || position == bytes.len() {
-            return Err(DurationError::Malformed { input: input.to_owned(), position });
+            return Err(DurationError::Malformed {
+                input: input.to_owned(),
+                position,
+            });
         }
         let amount: u64 = input[digits_start..position]
             .parse()
@@ -81,7 +84,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         } else if rest.starts_with('h') {
             (3_600_000, 1)
         } else {
-            return Err(DurationError::UnknownUnit { input: input.to_owned(), position });
+            return Err(DurationError::UnknownUnit {
+                input: input.to_owned(),
+                position,
+            });
         };
         let millis = amount
             .checked_mul(unit_millis)
@@ -104,13 +110,18 @@ mod tests {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_duration("1h30m15s").unwrap(), Duration::from_secs(5415));
+        assert_eq!(
+            parse_duration("1h30m15s").unwrap(),
+            Duration::from_secs(5415)
+        );
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
     }
 
     #[test]
     fn refuses_what_the_cel_rule_refuses() {
-        for bad in ["", "10", "s", "1.5s", "-1s", "1d", "1us", "1 s", "1h 2m", "m5"] {
+        for bad in [
+            "", "10", "s", "1.5s", "-1s", "1d", "1us", "1 s", "1h 2m", "m5",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
         }
     }

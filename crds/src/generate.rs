@@ -29,21 +29,34 @@ pub struct GeneratedFile {
 pub fn custom_resource_definitions() -> Vec<CustomResourceDefinition> {
     let mut rollout = Rollout::crd();
     for version in &mut rollout.spec.versions {
-        let Some(root) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) else {
+        let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
             continue;
         };
         if let Some(template) = schema_at(root, &["spec", "template"]) {
-            for field in template.properties.iter_mut().flat_map(|fields| fields.values_mut()) {
+            for field in template
+                .properties
+                .iter_mut()
+                .flat_map(|fields| fields.values_mut())
+            {
                 strip_descriptions(field);
             }
         }
         // The CEL rule that the selector matches the template's labels is priced by the API
         // server from the maps' largest possible size: bound both maps by Kubernetes' own
         // label limits (values up to 63 characters) and a generous count.
-        for path in [&["spec", "selector", "matchLabels"][..], &["spec", "template", "metadata", "labels"]] {
+        for path in [
+            &["spec", "selector", "matchLabels"][..],
+            &["spec", "template", "metadata", "labels"],
+        ] {
             if let Some(labels) = schema_at(root, path) {
                 labels.max_properties = Some(MAX_LABELS);
-                if let Some(JSONSchemaPropsOrBool::Schema(values)) = labels.additional_properties.as_mut() {
+                if let Some(JSONSchemaPropsOrBool::Schema(values)) =
+                    labels.additional_properties.as_mut()
+                {
                     values.max_length = Some(63);
                 }
             }
@@ -57,7 +70,9 @@ pub const MAX_LABELS: i64 = 64;
 
 /// The schema of the property at `path`, following `properties` from `root`.
 fn schema_at<'a>(root: &'a mut JSONSchemaProps, path: &[&str]) -> Option<&'a mut JSONSchemaProps> {
-    path.iter().try_fold(root, |schema, name| schema.properties.as_mut()?.get_mut(*name))
+    path.iter().try_fold(root, |schema, name| {
+        schema.properties.as_mut()?.get_mut(*name)
+    })
 }
 
 /// Removes every description from a schema and its sub-schemas.
@@ -80,9 +95,13 @@ fn remove_key_recursively(value: &mut Value, key: &str) {
             if fields.get(key).is_some_and(Value::is_string) {
                 fields.remove(key);
             }
-            fields.values_mut().for_each(|child| remove_key_recursively(child, key));
+            fields
+                .values_mut()
+                .for_each(|child| remove_key_recursively(child, key));
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| remove_key_recursively(item, key)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| remove_key_recursively(item, key)),
         _ => {}
     }
 }

@@ -100,10 +100,10 @@ fn remove_revision_label(template: &mut Value) {
     if labels.is_empty() {
         metadata.remove("labels");
     }
-    if metadata.is_empty() {
-        if let Some(object) = template.as_object_mut() {
-            object.remove("metadata");
-        }
+    if metadata.is_empty()
+        && let Some(object) = template.as_object_mut()
+    {
+        object.remove("metadata");
     }
 }
 
@@ -201,13 +201,18 @@ mod tests {
     #[test]
     fn any_meaningful_change_changes_the_hash() {
         let base = json!({"spec": {"containers": [{"name": "web", "image": "r@sha256:aa"}]}});
-        let other_image = json!({"spec": {"containers": [{"name": "web", "image": "r@sha256:ab"}]}});
+        let other_image =
+            json!({"spec": {"containers": [{"name": "web", "image": "r@sha256:ab"}]}});
         let other_order = json!({"spec": {"containers": [
             {"name": "a", "image": "x"}, {"name": "b", "image": "y"}]}});
         let swapped = json!({"spec": {"containers": [
             {"name": "b", "image": "y"}, {"name": "a", "image": "x"}]}});
         assert_ne!(hash(base), hash(other_image));
-        assert_ne!(hash(other_order), hash(swapped), "container order is meaningful");
+        assert_ne!(
+            hash(other_order),
+            hash(swapped),
+            "container order is meaningful"
+        );
     }
 
     #[test]
@@ -223,7 +228,11 @@ mod tests {
     fn hash_is_short_lowercase_hex() {
         let value = hash(json!({"spec": {"containers": [{"name": "a", "image": "b"}]}}));
         assert_eq!(value.len(), HASH_LENGTH);
-        assert!(value.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        assert!(
+            value
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@ fn committed_templates_hash_to_committed_values() {
         let (name, want) = line.split_once(' ').expect("`<name> <hash>` lines");
         let yaml = std::fs::read_to_string(dir.join(format!("{name}.yaml"))).expect("fixture");
         let template: PodTemplateSpec = serde_saphyr::from_str(&yaml).expect("pod template");
-        assert_eq!(revision_hash(&template).expect("hash"), want, "fixture {name}");
+        assert_eq!(
+            revision_hash(&template).expect("hash"),
+            want,
+            "fixture {name}"
+        );
         checked += 1;
     }
     assert_eq!(checked, 4, "every fixture has an expected value");

@@ -18,8 +18,8 @@ pub use status::{
     AbortStatus, ContainerImage, GateStatus, RolloutPhase, RolloutStatus, condition_types,
 };
 pub use strategy::{
-    AnalysisArg, AnalysisStep, AnalysisTemplateRef, ApprovalStep, BlueGreenStrategy,
-    CanaryStep, CanaryStrategy, GatewayApiRouting, PauseStep, RolloutStrategy, TrafficRouting,
+    AnalysisArg, AnalysisStep, AnalysisTemplateRef, ApprovalStep, BlueGreenStrategy, CanaryStep,
+    CanaryStrategy, GatewayApiRouting, PauseStep, RolloutStrategy, TrafficRouting,
 };
 
 /// The replica count used when `spec.replicas` is not set.
@@ -31,6 +31,8 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
 
 /// A Rollout releases each new revision of its pod template as a canary or blue-green rollout,
 /// gated by image verification, analysis and approvals.
+// The printer columns repeat `type_ = ...` by design; clippy reads them as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "rollgate.io",
@@ -46,14 +48,53 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
         status_replicas_path = ".status.replicas",
         label_selector_path = ".status.selector"
     ),
-    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas", description = "Desired number of pods"),
-    printcolumn(name = "Current", type_ = "integer", json_path = ".status.replicas", description = "Pods of all revisions"),
-    printcolumn(name = "Up-to-date", type_ = "integer", json_path = ".status.updatedReplicas", description = "Pods of the current revision"),
-    printcolumn(name = "Available", type_ = "integer", json_path = ".status.availableReplicas", description = "Available pods"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Rollout phase"),
-    printcolumn(name = "Step", type_ = "integer", json_path = ".status.currentStepIndex", description = "Index of the current canary step"),
-    printcolumn(name = "Weight", type_ = "integer", json_path = ".status.canaryWeight", description = "Percent of traffic on the canary"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Desired",
+        type_ = "integer",
+        json_path = ".spec.replicas",
+        description = "Desired number of pods"
+    ),
+    printcolumn(
+        name = "Current",
+        type_ = "integer",
+        json_path = ".status.replicas",
+        description = "Pods of all revisions"
+    ),
+    printcolumn(
+        name = "Up-to-date",
+        type_ = "integer",
+        json_path = ".status.updatedReplicas",
+        description = "Pods of the current revision"
+    ),
+    printcolumn(
+        name = "Available",
+        type_ = "integer",
+        json_path = ".status.availableReplicas",
+        description = "Available pods"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Rollout phase"
+    ),
+    printcolumn(
+        name = "Step",
+        type_ = "integer",
+        json_path = ".status.currentStepIndex",
+        description = "Index of the current canary step"
+    ),
+    printcolumn(
+        name = "Weight",
+        type_ = "integer",
+        json_path = ".status.canaryWeight",
+        description = "Percent of traffic on the canary"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new(
@@ -116,12 +157,14 @@ impl RolloutSpec {
 
     /// The number of old ReplicaSets to keep, with the default applied.
     pub fn revision_history_limit(&self) -> i32 {
-        self.revision_history_limit.unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+        self.revision_history_limit
+            .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
     }
 
     /// The progress deadline in seconds, with the default applied.
     pub fn progress_deadline_seconds(&self) -> i32 {
-        self.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
+        self.progress_deadline_seconds
+            .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
     }
 
     /// Whether the rollout is paused by its spec.

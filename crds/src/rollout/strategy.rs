@@ -157,7 +157,11 @@ pub struct AnalysisArg {
     .message("a traffic router must be set: gatewayAPI"))]
 pub struct TrafficRouting {
     /// Route traffic by setting backendRef weights on a Gateway API HTTPRoute.
-    #[serde(rename = "gatewayAPI", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "gatewayAPI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gateway_api: Option<GatewayApiRouting>,
 }
 

@@ -45,7 +45,9 @@ impl Cluster {
     /// Starts a new cluster in a temporary directory and waits for its ready line.
     pub fn start() -> Result<Self> {
         let binary = tools::cluster_binary()?;
-        let dir = tempfile::Builder::new().prefix("rollgate-cluster-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("rollgate-cluster-")
+            .tempdir()?;
         let up_log = dir.path().join("up.log");
         let began = Instant::now();
         let mut up = Command::new(&binary)
@@ -80,7 +82,12 @@ impl Cluster {
             }
         }
         let kubeconfig = dir.path().join("kubeconfig");
-        Ok(Cluster { up, dir, kubeconfig, startup: began.elapsed() })
+        Ok(Cluster {
+            up,
+            dir,
+            kubeconfig,
+            startup: began.elapsed(),
+        })
     }
 
     /// The admin kubeconfig (user `rollgate-admin`, group `system:masters`).
@@ -128,7 +135,13 @@ impl Cluster {
         let crds = crds.to_str().context("crds path is not UTF-8")?;
         for args in [
             &["apply", "--server-side", "--force-conflicts", "-f", crds][..],
-            &["wait", "--for=condition=Established", "--timeout=60s", "-f", crds],
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "-f",
+                crds,
+            ],
         ] {
             let output = self.kubectl(args)?;
             if !output.status.success() {
@@ -151,7 +164,9 @@ impl Cluster {
         if self.up.try_wait()?.is_some() {
             return Ok(());
         }
-        let status = Command::new("kill").args(["-TERM", &self.up.id().to_string()]).status()?;
+        let status = Command::new("kill")
+            .args(["-TERM", &self.up.id().to_string()])
+            .status()?;
         if !status.success() {
             bail!("kill -TERM {} failed", self.up.id());
         }

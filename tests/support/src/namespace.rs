@@ -22,11 +22,19 @@ impl TestNamespace {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.subsec_nanos();
         let name = format!("{prefix}-{:x}{:x}", std::process::id() % 0xfff, nanos);
         let namespace = Namespace {
-            metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await?;
-        Ok(TestNamespace { name, kubeconfig: cluster.kubeconfig().to_path_buf() })
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await?;
+        Ok(TestNamespace {
+            name,
+            kubeconfig: cluster.kubeconfig().to_path_buf(),
+        })
     }
 
     /// The namespace's name.

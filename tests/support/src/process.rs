@@ -20,7 +20,8 @@ pub fn free_port() -> Result<u16> {
 /// to `log`. The server stops when the returned child is killed or the test process exits.
 pub fn spawn_supervised(program: &str, args: &[String], log: &Path) -> Result<Child> {
     let supervisor = tools::cluster_binary()?;
-    let log_file = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+    let log_file =
+        std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
     Command::new(supervisor)
         .arg("supervise")
         .arg("--")
@@ -39,13 +40,23 @@ pub fn wait_http_ok(url: &str, child: &mut Child, timeout: Duration, log: &Path)
     let agent = http_agent();
     loop {
         if let Some(status) = child.try_wait()? {
-            bail!("exited with {status} before {url} answered; log:\n{}", tail(log));
+            bail!(
+                "exited with {status} before {url} answered; log:\n{}",
+                tail(log)
+            );
         }
-        if agent.get(url).call().is_ok_and(|response| response.status() == 200) {
+        if agent
+            .get(url)
+            .call()
+            .is_ok_and(|response| response.status() == 200)
+        {
             return Ok(());
         }
         if started.elapsed() > timeout {
-            bail!("{url} did not answer 200 within {timeout:?}; log:\n{}", tail(log));
+            bail!(
+                "{url} did not answer 200 within {timeout:?}; log:\n{}",
+                tail(log)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -36,7 +36,9 @@ impl Prometheus {
     /// Starts Prometheus and waits until `/-/ready` answers.
     pub fn start() -> Result<Self> {
         let binary = std::env::var("ROLLGATE_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
-        let dir = tempfile::Builder::new().prefix("rollgate-prometheus-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("rollgate-prometheus-")
+            .tempdir()?;
         let port = free_port()?;
         let targets = dir.path().join("targets.json");
         std::fs::write(&targets, "[]")?;

@@ -20,7 +20,9 @@ impl Registry {
     pub fn start() -> Result<Self> {
         let binary =
             std::env::var("ROLLGATE_REGISTRY").unwrap_or_else(|_| "docker-registry".into());
-        let dir = tempfile::Builder::new().prefix("rollgate-registry-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("rollgate-registry-")
+            .tempdir()?;
         let port = free_port()?;
         let config = dir.path().join("config.yml");
         std::fs::write(
@@ -39,7 +41,11 @@ impl Registry {
             stop(&mut child);
             return Err(error.context("the registry did not become ready"));
         }
-        Ok(Registry { child, port, _dir: dir })
+        Ok(Registry {
+            child,
+            port,
+            _dir: dir,
+        })
     }
 
     /// The registry's `host:port`, as used in image references.

@@ -32,12 +32,17 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 /// The path of the cluster binary, built first if it is missing or older than its sources.
 /// The same binary is kubectl: [`kubectl`] returns the symlink to it.
 pub fn cluster_binary() -> Result<PathBuf> {
-    let _guard = BUILD_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = BUILD_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let module = workspace_root().join("tests/cluster");
     let binary = tools_dir().join("rollgate-cluster");
     if is_stale(&binary, &module)? {
         std::fs::create_dir_all(tools_dir())?;
-        eprintln!("building {} (a cold build takes several minutes)", binary.display());
+        eprintln!(
+            "building {} (a cold build takes several minutes)",
+            binary.display()
+        );
         let status = Command::new("go")
             .args(["build", "-trimpath", "-ldflags", "-s -w", "-o"])
             .arg(&binary)

@@ -26,11 +26,17 @@ async fn a_deployments_pods_become_ready_within_60_seconds() -> anyhow::Result<(
             }
         }
     }))?;
-    deployments.create(&PostParams::default(), &deployment).await?;
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
 
     let started = Instant::now();
     loop {
-        let ready = deployments.get("web").await?.status.and_then(|s| s.ready_replicas);
+        let ready = deployments
+            .get("web")
+            .await?
+            .status
+            .and_then(|s| s.ready_replicas);
         if ready == Some(3) {
             break;
         }

@@ -54,7 +54,10 @@ async fn rollouts(prefix: &str) -> anyhow::Result<Rollouts> {
     let namespace = TestNamespace::create(cluster, &client, prefix).await?;
     let resource = ApiResource::erase::<Rollout>(&());
     let api = Api::namespaced_with(client, namespace.name(), &resource);
-    Ok(Rollouts { api, _namespace: namespace })
+    Ok(Rollouts {
+        api,
+        _namespace: namespace,
+    })
 }
 
 impl Rollouts {
@@ -67,10 +70,16 @@ impl Rollouts {
     /// refusal's message.
     async fn rejection(&self, value: Value) -> String {
         let name = value["metadata"]["name"].as_str().expect("name").to_owned();
-        let error = self.create(value).await.expect_err("the API server should reject this spec");
+        let error = self
+            .create(value)
+            .await
+            .expect_err("the API server should reject this spec");
         let message = match &error {
             kube::Error::Api(status) => {
-                assert_eq!(status.code, 422, "an invalid spec is 422 Unprocessable: {error}");
+                assert_eq!(
+                    status.code, 422,
+                    "an invalid spec is 422 Unprocessable: {error}"
+                );
                 status.message.clone()
             }
             other => panic!("expected an API error, got {other}"),
@@ -84,20 +93,33 @@ impl Rollouts {
 }
 
 fn with(mut value: Value, pointer: &str, replacement: Value) -> Value {
-    *value.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer} exists")) = replacement;
+    *value
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("{pointer} exists")) = replacement;
     value
 }
 
 fn assert_names(message: &str, field: &str, reason: &str) {
-    assert!(message.contains(field), "message should name {field}: {message}");
-    assert!(message.contains(reason), "message should say {reason:?}: {message}");
+    assert!(
+        message.contains(field),
+        "message should name {field}: {message}"
+    );
+    assert!(
+        message.contains(reason),
+        "message should say {reason:?}: {message}"
+    );
 }
 
 #[tokio::test]
 async fn valid_canary_and_blue_green_rollouts_are_accepted() -> anyhow::Result<()> {
     let rollouts = rollouts("crd-valid").await?;
     let created = rollouts.create(valid_canary("canary")).await?;
-    assert_eq!(created.data["spec"]["strategy"]["canary"]["steps"].as_array().map(Vec::len), Some(6));
+    assert_eq!(
+        created.data["spec"]["strategy"]["canary"]["steps"]
+            .as_array()
+            .map(Vec::len),
+        Some(6)
+    );
 
     let blue_green = with(
         valid_canary("blue-green"),
@@ -113,7 +135,10 @@ async fn valid_canary_and_blue_green_rollouts_are_accepted() -> anyhow::Result<(
     let typed: Api<Rollout> = Api::namespaced(client, rollouts._namespace.name());
     let canary = typed.get("canary").await?;
     assert_eq!(canary.spec.desired_replicas(), 4);
-    assert_eq!(canary.spec.strategy.canary.as_ref().map(|c| c.steps.len()), Some(6));
+    assert_eq!(
+        canary.spec.strategy.canary.as_ref().map(|c| c.steps.len()),
+        Some(6)
+    );
     Ok(())
 }
 
@@ -125,7 +150,11 @@ async fn both_or_neither_strategy_is_rejected() -> anyhow::Result<()> {
     let neither = with(valid_canary("neither"), "/spec/strategy", json!({}));
     for spec in [both, neither] {
         let message = rollouts.rejection(spec).await;
-        assert_names(&message, "spec.strategy", "exactly one of canary or blueGreen must be set");
+        assert_names(
+            &message,
+            "spec.strategy",
+            "exactly one of canary or blueGreen must be set",
+        );
     }
     Ok(())
 }
@@ -133,7 +162,11 @@ async fn both_or_neither_strategy_is_rejected() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_step_with_zero_or_two_kinds_is_rejected() -> anyhow::Result<()> {
     let rollouts = rollouts("crd-steps").await?;
-    let empty = with(valid_canary("empty-step"), "/spec/strategy/canary/steps/1", json!({}));
+    let empty = with(
+        valid_canary("empty-step"),
+        "/spec/strategy/canary/steps/1",
+        json!({}),
+    );
     let two = with(
         valid_canary("two-kinds"),
         "/spec/strategy/canary/steps/1",
@@ -154,10 +187,26 @@ async fn a_step_with_zero_or_two_kinds_is_rejected() -> anyhow::Result<()> {
 async fn a_weight_outside_0_to_100_is_rejected() -> anyhow::Result<()> {
     let rollouts = rollouts("crd-weight").await?;
     let field = "spec.strategy.canary.steps[0].setWeight";
-    let over = with(valid_canary("over"), "/spec/strategy/canary/steps/0/setWeight", json!(101));
-    assert_names(&rollouts.rejection(over).await, field, "less than or equal to 100");
-    let under = with(valid_canary("under"), "/spec/strategy/canary/steps/0/setWeight", json!(-1));
-    assert_names(&rollouts.rejection(under).await, field, "greater than or equal to 0");
+    let over = with(
+        valid_canary("over"),
+        "/spec/strategy/canary/steps/0/setWeight",
+        json!(101),
+    );
+    assert_names(
+        &rollouts.rejection(over).await,
+        field,
+        "less than or equal to 100",
+    );
+    let under = with(
+        valid_canary("under"),
+        "/spec/strategy/canary/steps/0/setWeight",
+        json!(-1),
+    );
+    assert_names(
+        &rollouts.rejection(under).await,
+        field,
+        "greater than or equal to 0",
+    );
     Ok(())
 }
 
@@ -165,7 +214,11 @@ async fn a_weight_outside_0_to_100_is_rejected() -> anyhow::Result<()> {
 async fn negative_replicas_are_rejected() -> anyhow::Result<()> {
     let rollouts = rollouts("crd-replicas").await?;
     let negative = with(valid_canary("negative"), "/spec/replicas", json!(-1));
-    assert_names(&rollouts.rejection(negative).await, "spec.replicas", "greater than or equal to 0");
+    assert_names(
+        &rollouts.rejection(negative).await,
+        "spec.replicas",
+        "greater than or equal to 0",
+    );
     Ok(())
 }
 
@@ -190,14 +243,21 @@ async fn a_pause_duration_that_does_not_parse_is_rejected() -> anyhow::Result<()
 #[tokio::test]
 async fn inconsistent_selectors_and_routing_are_rejected() -> anyhow::Result<()> {
     let rollouts = rollouts("crd-consistency").await?;
-    let mismatch = with(valid_canary("mismatch"), "/spec/selector/matchLabels/app", json!("api"));
+    let mismatch = with(
+        valid_canary("mismatch"),
+        "/spec/selector/matchLabels/app",
+        json!("api"),
+    );
     assert_names(
         &rollouts.rejection(mismatch).await,
         "spec.selector",
         "selector.matchLabels must match template.metadata.labels",
     );
     let mut unrouted = valid_canary("unrouted");
-    unrouted["spec"]["strategy"]["canary"].as_object_mut().expect("canary").remove("canaryService");
+    unrouted["spec"]["strategy"]["canary"]
+        .as_object_mut()
+        .expect("canary")
+        .remove("canaryService");
     assert_names(
         &rollouts.rejection(unrouted).await,
         "spec.strategy.canary",
@@ -211,7 +271,11 @@ async fn kubectl_explain_shows_the_doc_comments() -> anyhow::Result<()> {
     let cluster = shared_cluster();
     let output = cluster.kubectl(&["explain", "rollout.spec.strategy"])?;
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "kubectl explain failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kubectl explain failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for doc in [
         "How a new revision is released: exactly one of `canary` or `blueGreen`.",
         "Shift traffic to the new revision step by step.",
@@ -221,6 +285,9 @@ async fn kubectl_explain_shows_the_doc_comments() -> anyhow::Result<()> {
     }
     let steps = cluster.kubectl(&["explain", "rollout.spec.strategy.canary.steps.setWeight"])?;
     let steps = String::from_utf8_lossy(&steps.stdout);
-    assert!(steps.contains("Percent of traffic (0 to 100) to send to the canary."), "{steps}");
+    assert!(
+        steps.contains("Percent of traffic (0 to 100) to send to the canary."),
+        "{steps}"
+    );
     Ok(())
 }

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authentication::v1::{
+    TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec,
+};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
@@ -15,15 +17,23 @@ use kube::api::{ObjectMeta, PostParams};
 use rollgate_testsupport::{TestNamespace, shared_cluster};
 
 fn meta(name: &str) -> ObjectMeta {
-    ObjectMeta { name: Some(name.to_owned()), ..Default::default() }
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        ..Default::default()
+    }
 }
 
 async fn review_token(client: &kube::Client, token: &str) -> anyhow::Result<TokenReview> {
     let review = TokenReview {
-        spec: TokenReviewSpec { token: token.to_owned(), ..Default::default() },
+        spec: TokenReviewSpec {
+            token: token.to_owned(),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    Ok(Api::<TokenReview>::all(client.clone()).create(&PostParams::default(), &review).await?)
+    Ok(Api::<TokenReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await?)
 }
 
 async fn may(
@@ -35,7 +45,10 @@ async fn may(
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: Some(user.to_owned()),
-            groups: Some(vec!["system:serviceaccounts".into(), "system:authenticated".into()]),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                "system:authenticated".into(),
+            ]),
             resource_attributes: Some(ResourceAttributes {
                 group: Some("rollgate.io".into()),
                 resource: Some("rollouts".into()),
@@ -47,37 +60,73 @@ async fn may(
         },
         ..Default::default()
     };
-    let answer =
-        Api::<SubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &review).await?;
+    let answer = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await?;
     Ok(answer.status.is_some_and(|status| status.allowed))
 }
 
 #[tokio::test]
-async fn a_service_account_token_passes_token_review_and_rbac_decides_access() -> anyhow::Result<()> {
+async fn a_service_account_token_passes_token_review_and_rbac_decides_access() -> anyhow::Result<()>
+{
     let cluster = shared_cluster();
     let client = cluster.client().await?;
     let namespace = TestNamespace::create(cluster, &client, "identity").await?;
     let ns = namespace.name();
 
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    accounts.create(&PostParams::default(), &ServiceAccount { metadata: meta("viewer"), ..Default::default() }).await?;
+    accounts
+        .create(
+            &PostParams::default(),
+            &ServiceAccount {
+                metadata: meta("viewer"),
+                ..Default::default()
+            },
+        )
+        .await?;
     let request = TokenRequest {
-        spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }),
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(600),
+            ..Default::default()
+        }),
         ..Default::default()
     };
-    let issued: TokenRequest =
-        accounts.create_subresource("token", "viewer", &PostParams::default(), &request).await?;
-    let token = issued.status.and_then(|status| status.token).expect("a token");
+    let issued: TokenRequest = accounts
+        .create_subresource("token", "viewer", &PostParams::default(), &request)
+        .await?;
+    let token = issued
+        .status
+        .and_then(|status| status.token)
+        .expect("a token");
 
-    let review = review_token(&client, &token).await?.status.expect("review status");
-    assert_eq!(review.authenticated, Some(true), "error: {:?}", review.error);
+    let review = review_token(&client, &token)
+        .await?
+        .status
+        .expect("review status");
+    assert_eq!(
+        review.authenticated,
+        Some(true),
+        "error: {:?}",
+        review.error
+    );
     let user = review.user.expect("user info");
     let username = format!("system:serviceaccount:{ns}:viewer");
     assert_eq!(user.username.as_deref(), Some(username.as_str()));
-    assert!(user.groups.unwrap_or_default().contains(&"system:serviceaccounts".to_owned()));
+    assert!(
+        user.groups
+            .unwrap_or_default()
+            .contains(&"system:serviceaccounts".to_owned())
+    );
 
-    let forged = review_token(&client, &format!("{token}x")).await?.status.expect("status");
-    assert_ne!(forged.authenticated, Some(true), "a tampered token must not authenticate");
+    let forged = review_token(&client, &format!("{token}x"))
+        .await?
+        .status
+        .expect("status");
+    assert_ne!(
+        forged.authenticated,
+        Some(true),
+        "a tampered token must not authenticate"
+    );
 
     // Before any binding, the account may do nothing with rollouts.
     assert!(!may(&client, &username, "get", ns).await?);
@@ -91,7 +140,9 @@ async fn a_service_account_token_passes_token_review_and_rbac_decides_access() -
             ..Default::default()
         }]),
     };
-    Api::<Role>::namespaced(client.clone(), ns).create(&PostParams::default(), &role).await?;
+    Api::<Role>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await?;
     let binding = RoleBinding {
         metadata: meta("rollout-viewer"),
         role_ref: RoleRef {
@@ -106,16 +157,27 @@ async fn a_service_account_token_passes_token_review_and_rbac_decides_access() -
             ..Default::default()
         }]),
     };
-    Api::<RoleBinding>::namespaced(client.clone(), ns).create(&PostParams::default(), &binding).await?;
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await?;
 
     // The authorizer's informer sees the new binding within moments.
     let started = Instant::now();
     while !may(&client, &username, "get", ns).await? {
-        assert!(started.elapsed() < Duration::from_secs(10), "RBAC binding never took effect");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "RBAC binding never took effect"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(may(&client, &username, "list", ns).await?);
-    assert!(!may(&client, &username, "delete", ns).await?, "the role grants no delete");
-    assert!(!may(&client, &username, "get", "kube-system").await?, "the binding is namespaced");
+    assert!(
+        !may(&client, &username, "delete", ns).await?,
+        "the role grants no delete"
+    );
+    assert!(
+        !may(&client, &username, "get", "kube-system").await?,
+        "the binding is namespaced"
+    );
     Ok(())
 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything rollgate's tests and demo need, on a fresh Debian machine or an old one:
+# Debian packages (Prometheus, the CNCF distribution registry), the Go-built local cluster
+# (which is also kubectl), and the Rust build. Idempotent: what is present and current is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export GOTOOLCHAIN=local CGO_ENABLED=0
+export PATH="$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
+tools_dir="${ROLLGATE_TOOLS_DIR:-$PWD/target/tools}"
+
+log() { printf '==> %s\n' "$*"; }
+
+# --- Debian packages --------------------------------------------------------------------------
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- The local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok, kubectl) ---
+binary="$tools_dir/rollgate-cluster"
+newest_source=$(ls -t tests/cluster/*.go tests/cluster/go.mod tests/cluster/go.sum | head -n 1)
+if [ ! -x "$binary" ] || [ "$newest_source" -nt "$binary" ]; then
+  log "building the local cluster binary (cold: ~10 min on 2 cores; cached: ~15 s)"
+  mkdir -p "$tools_dir"
+  start=$(date +%s)
+  (cd tests/cluster && go build -trimpath -ldflags "-s -w" -o "$binary" .)
+  log "built $binary in $(( $(date +%s) - start )) s"
+fi
+ln -sf rollgate-cluster "$tools_dir/kubectl"
+
+# --- The Rust workspace -----------------------------------------------------------------------
+log "building the Rust workspace"
+cargo build --locked --workspace --all-targets --quiet
