@@ -1,5 +1,8 @@
 //! The rollgate controller: the Rollout reconciler (fetch, decide, apply), image verification,
 //! approval gates, the audit chain and the RolloutService gRPC server.
 //!
-//! This crate is the place for that work (issues #3, #5 and #6). The foundation provides only
-//! what it stands on: the API types in `rollgate-crds` and the gRPC API in `rollgate-proto`.
+//! [`decide`] is the pure heart: given a Rollout, its ReplicaSets and the results the gates
+//! report, what the world should look like next. It does no I/O and is unit-tested step by
+//! step; the reconciler fetches its inputs and applies its plan.
+
+pub mod decide;

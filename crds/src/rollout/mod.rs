@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use policy::{ApprovalPolicy, Approvers, VerificationPolicyRef};
 pub use status::{
-    AbortStatus, ContainerImage, GateStatus, RolloutPhase, RolloutStatus, condition_types,
+    AbortStatus, ContainerImage, GateStatus, RolloutPhase, RolloutStatus, UserAction,
+    UserActionKind, condition_types,
 };
 pub use strategy::{
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, ApprovalStep, BlueGreenStrategy, CanaryStep,

@@ -100,6 +100,72 @@ pub struct RolloutStatus {
     /// Why and when the rollout was aborted, while it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort: Option<AbortStatus>,
+
+    /// How many times the current revision was retried after an abort; analyses are run per
+    /// attempt, so a retry never reuses the verdict that aborted the previous attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i32>,
+
+    /// When the current step began (the clock of timed pauses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_start_time: Option<Time>,
+
+    /// When the rollout last made progress (the clock of the progress deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_progress_time: Option<Time>,
+
+    /// Blue-green: when the active Service was switched to the current revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<Time>,
+
+    /// Whether a person paused the rollout (the `pause` action); `resume` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_by_user: Option<bool>,
+
+    /// The latest action a person requested. Written by clients (the CLI, the gRPC API) to the
+    /// status subresource, so a GitOps tool that syncs the spec never undoes it; the controller
+    /// acts on it once and records its id in `handledAction`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_action: Option<UserAction>,
+
+    /// The id of the last user action the controller acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_action: Option<String>,
+}
+
+/// An action a person requested on a rollout.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserAction {
+    /// Unique id of the request; a new request needs a new id.
+    #[schemars(length(min = 1, max = 128))]
+    pub id: String,
+    /// What to do.
+    pub action: UserActionKind,
+    /// Who asked.
+    pub by: String,
+    /// Why, for the audit record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was asked.
+    pub time: Time,
+}
+
+/// The actions a person can request.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserActionKind {
+    /// Continue past the current pause, or an inconclusive analysis.
+    Promote,
+    /// Skip every remaining pause and analysis step; approval gates still apply.
+    PromoteFull,
+    /// Send all traffic back to stable and scale the canary down.
+    Abort,
+    /// Restart an aborted rollout from step 0.
+    Retry,
+    /// Stop advancing steps until resumed.
+    Pause,
+    /// Undo a pause.
+    Resume,
 }
 
 /// The names of the condition types a Rollout reports.

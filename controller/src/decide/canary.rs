@@ -1,0 +1,509 @@
+//! The canary strategy: walk the steps in order, each a weight to reach, a pause, an approval
+//! gate or an analysis; background analysis runs across all of them; after the last step the
+//! canary becomes stable.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use rollgate_crds::duration::parse_duration;
+use rollgate_crds::rollout::{
+    CanaryStep, CanaryStrategy, GateStatus, RolloutPhase, UserActionKind, condition_types,
+};
+
+use super::decision::{Decision, Verdict};
+use super::replicas::{self, Current};
+use super::{
+    AnalysisKey, AnalysisOutcome, Approval, Observed, Plan, ReplicaSetPlan, RoutePlan, ServicePlan,
+    finish, revision_state,
+};
+
+/// Decides the next state of a canary Rollout.
+pub(super) fn decide(observed: &Observed<'_>) -> Plan {
+    let canary = observed
+        .rollout
+        .spec
+        .strategy
+        .canary
+        .clone()
+        .unwrap_or_default();
+    let target = observed.desired_revision;
+    let mut decision = Decision::new(observed);
+    let stable = decision.old.stable_revision.clone();
+
+    // Back on the stable template (a rollback): it was verified when it rolled out.
+    if stable.as_deref() == Some(target) {
+        return promoted(decision, &canary);
+    }
+    if let Verdict::Held = decision.verification() {
+        let stable_plan = stable.map(|stable| ReplicaSetPlan {
+            revision: stable,
+            replicas: observed.rollout.spec.desired_replicas(),
+        });
+        return decision.finish(stable_plan.into_iter().collect(), Vec::new(), None);
+    }
+    let Some(stable) = stable else {
+        // The first revision has no traffic to protect: it is stable at once.
+        decision.note("Completed", format!("first revision {target} is stable"));
+        return promoted(decision, &canary);
+    };
+
+    if decision.status.abort.is_some() {
+        if decision.action_is(UserActionKind::Retry) {
+            decision.retry();
+        } else {
+            return aborted(decision, &canary, &stable);
+        }
+    }
+    if decision.action_is(UserActionKind::Abort) {
+        let action = decision.action.clone().unwrap_or_else(|| unreachable!());
+        let reason = action
+            .reason
+            .unwrap_or_else(|| "aborted by a person".to_owned());
+        decision.abort(&action.by, &reason);
+        return aborted(decision, &canary, &stable);
+    }
+    if canary.analysis.is_some() {
+        match observed.gates.analysis(&AnalysisKey::Background) {
+            AnalysisOutcome::NotStarted => decision.start_analyses.push(AnalysisKey::Background),
+            AnalysisOutcome::Failed(reason) | AnalysisOutcome::Error(reason) => {
+                decision.abort("analysis", &format!("background analysis: {reason}"));
+                return aborted(decision, &canary, &stable);
+            }
+            _ => {}
+        }
+    }
+
+    let steps = &canary.steps;
+    let mut index = usize::try_from(decision.status.current_step_index.unwrap_or(0))
+        .unwrap_or(0)
+        .min(steps.len());
+    let mut promote_once = decision.action_is(UserActionKind::Promote);
+    if decision.action_is(UserActionKind::PromoteFull) {
+        // Jump over every pause, weight and analysis to the next approval gate, or the end.
+        let next_gate = steps
+            .iter()
+            .skip(index)
+            .position(|step| step.approval.is_some());
+        let jump_to = next_gate.map_or(steps.len(), |offset| index + offset);
+        if jump_to > index {
+            decision.note(
+                "Promoted",
+                format!("promoted from step {index} to step {jump_to} by a person"),
+            );
+            index = jump_to;
+            decision.status.step_start_time = Some(Time(observed.now));
+            decision.progressed = true;
+        }
+        promote_once = true;
+    }
+    let mut promote = || std::mem::take(&mut promote_once);
+    loop {
+        let Some(step) = steps.get(index) else {
+            decision.status.current_step_index = Some(step_count(steps));
+            decision.note(
+                "Completed",
+                format!("revision {target} completed every step and is stable"),
+            );
+            return promoted(decision, &canary);
+        };
+        if decision.paused() {
+            decision.phase(
+                RolloutPhase::Paused,
+                "paused by a person; resume to continue",
+            );
+            break;
+        }
+        match step_outcome(&mut decision, &canary, &stable, index, step, &mut promote) {
+            StepOutcome::Done => {
+                let kind = step_kind(step);
+                index += 1;
+                decision.status.current_step_index = Some(i32::try_from(index).unwrap_or(i32::MAX));
+                decision.status.step_start_time = Some(Time(observed.now));
+                decision.progressed = true;
+                decision.note(
+                    "StepCompleted",
+                    format!("step {} ({kind}) completed", index - 1),
+                );
+            }
+            StepOutcome::Waiting => break,
+            StepOutcome::Abort(reason) => {
+                decision.abort("analysis", &reason);
+                return aborted(decision, &canary, &stable);
+            }
+        }
+    }
+    decision.status.current_step_index = Some(i32::try_from(index).unwrap_or(i32::MAX));
+    let weight = weight_at(steps, index);
+    if decision.deadline_exceeded() {
+        if observed.rollout.spec.progress_deadline_abort == Some(true) {
+            decision.abort("progress-deadline", "the progress deadline passed");
+            return aborted(decision, &canary, &stable);
+        }
+        decision.phase(
+            RolloutPhase::Degraded,
+            "the progress deadline passed without progress",
+        );
+    }
+    in_progress(decision, &canary, &stable, weight)
+}
+
+/// What a step's evaluation concluded.
+enum StepOutcome {
+    Done,
+    Waiting,
+    Abort(String),
+}
+
+fn step_outcome(
+    decision: &mut Decision<'_, '_>,
+    canary: &CanaryStrategy,
+    stable: &str,
+    index: usize,
+    step: &CanaryStep,
+    promote: &mut impl FnMut() -> bool,
+) -> StepOutcome {
+    let observed = decision.observed;
+    if let Some(weight) = step.set_weight {
+        let plans = scale(observed, canary, stable, weight, false);
+        if finish::settled(observed, &plans) {
+            return StepOutcome::Done;
+        }
+        let canary_available =
+            revision_state(observed, observed.desired_revision).map_or(0, |state| state.available);
+        let wanted = plans.first().map_or(0, |plan| plan.replicas);
+        decision.phase(
+            RolloutPhase::Progressing,
+            format!("step {index}: canary weight {weight}% ({canary_available} of {wanted} canary pods available)"),
+        );
+        return StepOutcome::Waiting;
+    }
+    if let Some(pause) = &step.pause {
+        if promote() {
+            decision.note(
+                "Promoted",
+                format!("step {index} (pause) promoted by a person"),
+            );
+            return StepOutcome::Done;
+        }
+        let Some(duration) = pause
+            .duration
+            .as_deref()
+            .and_then(|text| parse_duration(text).ok())
+        else {
+            decision.phase(
+                RolloutPhase::Paused,
+                format!("step {index}: paused until promoted"),
+            );
+            return StepOutcome::Waiting;
+        };
+        let started = decision
+            .status
+            .step_start_time
+            .as_ref()
+            .map_or(observed.now, |time| time.0);
+        let elapsed =
+            std::time::Duration::try_from(observed.now.duration_since(started)).unwrap_or_default();
+        if elapsed >= duration {
+            return StepOutcome::Done;
+        }
+        let left = duration - elapsed;
+        decision.requeue(left);
+        decision.phase(
+            RolloutPhase::Paused,
+            format!(
+                "step {index}: paused for {}s ({}s left)",
+                duration.as_secs(),
+                left.as_secs_f64().ceil()
+            ),
+        );
+        return StepOutcome::Waiting;
+    }
+    if step.approval.is_some() {
+        let revision = observed.desired_revision.to_owned();
+        return match observed.gates.approval.clone() {
+            Approval::Open { approvers } => {
+                decision.condition(
+                    condition_types::APPROVED,
+                    true,
+                    "Approved",
+                    format!("approved by {}", approvers.join(", ")),
+                );
+                let received = i32::try_from(approvers.len()).unwrap_or(i32::MAX);
+                decision.status.gate = Some(GateStatus {
+                    revision,
+                    required: received,
+                    received,
+                    approvers,
+                    rejected_by: None,
+                });
+                StepOutcome::Done
+            }
+            Approval::Waiting {
+                required,
+                approvers,
+            } => {
+                let received = i32::try_from(approvers.len()).unwrap_or(i32::MAX);
+                let message =
+                    format!("step {index}: waiting for approval ({received} of {required})");
+                decision.condition(
+                    condition_types::APPROVED,
+                    false,
+                    "AwaitingApproval",
+                    message.clone(),
+                );
+                decision.status.gate = Some(GateStatus {
+                    revision,
+                    required,
+                    received,
+                    approvers,
+                    rejected_by: None,
+                });
+                decision.phase(RolloutPhase::AwaitingApproval, message);
+                StepOutcome::Waiting
+            }
+            Approval::Rejected { by, reason } => {
+                let message = format!("step {index}: rejected by {by}: {reason}");
+                decision.condition(
+                    condition_types::APPROVED,
+                    false,
+                    "Rejected",
+                    message.clone(),
+                );
+                let gate = decision.status.gate.get_or_insert_with(|| GateStatus {
+                    revision,
+                    ..GateStatus::default()
+                });
+                gate.rejected_by = Some(by);
+                decision.phase(RolloutPhase::AwaitingApproval, message);
+                StepOutcome::Waiting
+            }
+        };
+    }
+    if step.analysis.is_some() {
+        let key = AnalysisKey::Step(index);
+        return match observed.gates.analysis(&key) {
+            AnalysisOutcome::NotStarted | AnalysisOutcome::Running => {
+                if observed.gates.analysis(&key) == AnalysisOutcome::NotStarted {
+                    decision.start_analyses.push(key);
+                }
+                decision.condition(
+                    condition_types::ANALYSIS,
+                    true,
+                    "Running",
+                    format!("step {index}: analysis running"),
+                );
+                decision.phase(
+                    RolloutPhase::Progressing,
+                    format!("step {index}: analysis running"),
+                );
+                StepOutcome::Waiting
+            }
+            AnalysisOutcome::Successful => {
+                decision.condition(
+                    condition_types::ANALYSIS,
+                    true,
+                    "Successful",
+                    format!("step {index}: analysis passed"),
+                );
+                StepOutcome::Done
+            }
+            AnalysisOutcome::Failed(reason) | AnalysisOutcome::Error(reason) => {
+                decision.condition(condition_types::ANALYSIS, false, "Failed", reason.clone());
+                StepOutcome::Abort(format!("step {index} analysis: {reason}"))
+            }
+            AnalysisOutcome::Inconclusive(reason) => {
+                if promote() {
+                    decision.note(
+                        "Promoted",
+                        format!("step {index} (inconclusive analysis) promoted by a person"),
+                    );
+                    return StepOutcome::Done;
+                }
+                decision.condition(
+                    condition_types::ANALYSIS,
+                    false,
+                    "Inconclusive",
+                    reason.clone(),
+                );
+                decision.phase(
+                    RolloutPhase::Paused,
+                    format!("step {index}: analysis inconclusive ({reason}); promote to continue"),
+                );
+                StepOutcome::Waiting
+            }
+        };
+    }
+    // The schema admits no step without a kind; treat one as done rather than stall.
+    StepOutcome::Done
+}
+
+/// The canary weight in force at step `index`: the step's own weight if it sets one, else the
+/// last weight set before it (0 before any).
+pub(super) fn weight_at(steps: &[CanaryStep], index: usize) -> i32 {
+    let end = (index + 1).min(steps.len());
+    steps[..end]
+        .iter()
+        .rev()
+        .find_map(|step| step.set_weight)
+        .unwrap_or(0)
+}
+
+fn step_count(steps: &[CanaryStep]) -> i32 {
+    i32::try_from(steps.len()).unwrap_or(i32::MAX)
+}
+
+fn step_kind(step: &CanaryStep) -> String {
+    match (step.set_weight, &step.pause, &step.approval, &step.analysis) {
+        (Some(weight), ..) => format!("setWeight {weight}"),
+        (_, Some(_), ..) => "pause".to_owned(),
+        (_, _, Some(_), _) => "approval".to_owned(),
+        (_, _, _, Some(_)) => "analysis".to_owned(),
+        _ => "empty".to_owned(),
+    }
+}
+
+/// The ReplicaSet scales for `weight`, paced within surge and unavailability: the canary's
+/// first, then the stable revision's. `settle_now` skips pacing (used when nothing serves yet).
+fn scale(
+    observed: &Observed<'_>,
+    canary: &CanaryStrategy,
+    stable: &str,
+    weight: i32,
+    paced: bool,
+) -> Vec<ReplicaSetPlan> {
+    let desired = observed.rollout.spec.desired_replicas();
+    let routed = canary.traffic_routing.is_some();
+    let targets = replicas::targets(desired, weight, routed);
+    let next = if paced {
+        let current = |revision: &str| {
+            revision_state(observed, revision)
+                .map(|state| Current {
+                    replicas: state.replicas,
+                    available: state.available,
+                })
+                .unwrap_or_default()
+        };
+        let surge = replicas::resolve(canary.max_surge.as_ref(), desired, true);
+        let unavailable = replicas::resolve(canary.max_unavailable.as_ref(), desired, false);
+        replicas::next_step(
+            current(observed.desired_revision),
+            current(stable),
+            targets,
+            desired,
+            surge,
+            unavailable,
+        )
+    } else {
+        targets
+    };
+    vec![
+        ReplicaSetPlan {
+            revision: observed.desired_revision.to_owned(),
+            replicas: next.canary,
+        },
+        ReplicaSetPlan {
+            revision: stable.to_owned(),
+            replicas: next.stable,
+        },
+    ]
+}
+
+fn services(canary: &CanaryStrategy, stable: &str, current: &str) -> Vec<ServicePlan> {
+    let mut plans = Vec::new();
+    if let Some(service) = &canary.stable_service {
+        plans.push(ServicePlan {
+            service: service.clone(),
+            revision: stable.to_owned(),
+        });
+    }
+    if let Some(service) = &canary.canary_service {
+        plans.push(ServicePlan {
+            service: service.clone(),
+            revision: current.to_owned(),
+        });
+    }
+    plans
+}
+
+fn route(canary: &CanaryStrategy, weight: i32) -> Option<RoutePlan> {
+    let gateway = canary.traffic_routing.as_ref()?.gateway_api.as_ref()?;
+    Some(RoutePlan {
+        http_route: gateway.http_route.clone(),
+        stable_service: canary.stable_service.clone().unwrap_or_default(),
+        canary_service: canary.canary_service.clone().unwrap_or_default(),
+        canary_weight: weight,
+    })
+}
+
+/// A canary in progress at `weight`.
+fn in_progress(
+    mut decision: Decision<'_, '_>,
+    canary: &CanaryStrategy,
+    stable: &str,
+    weight: i32,
+) -> Plan {
+    let observed = decision.observed;
+    decision.status.canary_weight = Some(weight);
+    decision.condition(
+        condition_types::HEALTHY,
+        false,
+        "RollingOut",
+        "a new revision is rolling out",
+    );
+    let replica_sets = scale(observed, canary, stable, weight, true);
+    let services = services(canary, stable, observed.desired_revision);
+    decision.finish(replica_sets, services, route(canary, weight))
+}
+
+/// An aborted canary: all traffic to stable first, the canary scaled down.
+fn aborted(mut decision: Decision<'_, '_>, canary: &CanaryStrategy, stable: &str) -> Plan {
+    let observed = decision.observed;
+    decision.aborted_phase();
+    decision.status.canary_weight = Some(0);
+    decision.deadline_exceeded();
+    let replica_sets = scale(observed, canary, stable, 0, true);
+    let services = services(canary, stable, observed.desired_revision);
+    decision.finish(replica_sets, services, route(canary, 0))
+}
+
+/// The desired revision is stable: it gets every pod and all traffic.
+fn promoted(mut decision: Decision<'_, '_>, canary: &CanaryStrategy) -> Plan {
+    let observed = decision.observed;
+    let target = observed.desired_revision.to_owned();
+    let desired = observed.rollout.spec.desired_replicas();
+    decision.status.stable_revision = Some(target.clone());
+    decision.status.stable_images = observed.desired_images.to_vec();
+    decision.status.current_step_index = Some(step_count(&canary.steps));
+    decision.status.canary_weight = Some(0);
+    decision.status.abort = None;
+    decision.status.step_start_time = None;
+    let available = revision_state(observed, &target).map_or(0, |state| state.available);
+    if available >= desired {
+        decision.phase(
+            RolloutPhase::Healthy,
+            format!("revision {target} is stable and available"),
+        );
+        decision.condition(
+            condition_types::HEALTHY,
+            true,
+            "Healthy",
+            format!("revision {target} is stable"),
+        );
+    } else {
+        decision.phase(
+            RolloutPhase::Progressing,
+            format!("revision {target}: {available} of {desired} pods available"),
+        );
+        decision.condition(
+            condition_types::HEALTHY,
+            false,
+            "ScalingUp",
+            "waiting for pods",
+        );
+    }
+    decision.deadline_exceeded();
+    let replica_sets = vec![ReplicaSetPlan {
+        revision: target.clone(),
+        replicas: desired,
+    }];
+    let services = services(canary, &target, &target);
+    decision.finish(replica_sets, services, route(canary, 0))
+}

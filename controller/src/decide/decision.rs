@@ -1,0 +1,264 @@
+//! One decision in the making: the status being built, the transitions noted, and the steps
+//! both strategies share (user actions, new revisions, verification, abort, finishing).
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use rollgate_crds::rollout::{
+    AbortStatus, RolloutPhase, RolloutStatus, UserActionKind, condition_types,
+};
+
+use super::actions::{self, PendingAction};
+use super::finish::{self, DeadlineOutcome};
+use super::{
+    AnalysisKey, Observed, Plan, ReplicaSetPlan, RoutePlan, ServicePlan, Transition, Verification,
+    conditions, history,
+};
+
+/// The verdict of verification, as a decision sees it.
+pub enum Verdict {
+    /// Go on.
+    Passed,
+    /// Hold the stable revision; the reason is in status.
+    Held,
+}
+
+/// A decision being built.
+pub struct Decision<'o, 'a> {
+    pub observed: &'o Observed<'a>,
+    pub old: RolloutStatus,
+    pub status: RolloutStatus,
+    pub action: Option<PendingAction>,
+    pub transitions: Vec<Transition>,
+    pub start_analyses: Vec<AnalysisKey>,
+    pub requeue_after: Option<Duration>,
+    pub progressed: bool,
+}
+
+impl<'o, 'a> Decision<'o, 'a> {
+    /// Starts a decision: records the pending user action as handled, applies pause and resume,
+    /// and resets the step machine when the template changed.
+    pub fn new(observed: &'o Observed<'a>) -> Self {
+        let old = observed.rollout.status.clone().unwrap_or_default();
+        let mut decision = Decision {
+            observed,
+            status: old.clone(),
+            old,
+            action: None,
+            transitions: Vec::new(),
+            start_analyses: Vec::new(),
+            requeue_after: None,
+            progressed: false,
+        };
+        decision.status.observed_generation = observed.rollout.metadata.generation;
+        decision.action = actions::pending(&decision.old);
+        if let Some(action) = decision.action.clone() {
+            decision.status.handled_action = Some(action.id.clone());
+            match action.kind {
+                UserActionKind::Pause => {
+                    decision.status.paused_by_user = Some(true);
+                    decision.note("Paused", format!("paused by {}", action.by));
+                }
+                UserActionKind::Resume => {
+                    decision.status.paused_by_user = None;
+                    decision.note("Resumed", format!("resumed by {}", action.by));
+                }
+                _ => {}
+            }
+        }
+        let desired = observed.desired_revision;
+        if decision.old.current_revision.as_deref() != Some(desired) {
+            decision.status.current_revision = Some(desired.to_owned());
+            decision.status.current_step_index = Some(0);
+            decision.status.abort = None;
+            decision.status.gate = None;
+            decision.status.analysis_runs.clear();
+            decision.status.promoted_at = None;
+            decision.status.attempt = None;
+            decision.status.step_start_time = Some(Time(observed.now));
+            decision.progressed = true;
+            decision.note("RevisionDetected", format!("new revision {desired}"));
+        }
+        decision.status.current_images = observed.desired_images.to_vec();
+        decision
+    }
+
+    /// Records a transition.
+    pub fn note(&mut self, reason: &'static str, message: impl Into<String>) {
+        self.transitions.push(Transition {
+            reason,
+            message: message.into(),
+        });
+    }
+
+    /// Whether the pending user action is `kind`.
+    pub fn action_is(&self, kind: UserActionKind) -> bool {
+        actions::is(self.action.as_ref(), kind)
+    }
+
+    /// Sets the phase and its message.
+    pub fn phase(&mut self, phase: RolloutPhase, message: impl Into<String>) {
+        self.status.phase = Some(phase);
+        self.status.message = Some(message.into());
+    }
+
+    /// Whether the rollout is paused by its spec or by a person.
+    pub fn paused(&self) -> bool {
+        self.observed.rollout.spec.is_paused() || self.status.paused_by_user == Some(true)
+    }
+
+    /// Sets a condition of this decision's Rollout.
+    pub fn condition(
+        &mut self,
+        type_: &str,
+        status: bool,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        let generation = self.observed.rollout.metadata.generation;
+        conditions::set(
+            &mut self.status.conditions,
+            type_,
+            status,
+            reason,
+            message,
+            generation,
+            self.observed.now,
+        );
+    }
+
+    /// Applies the verification verdict to status: Verified condition, and Degraded when
+    /// refused.
+    pub fn verification(&mut self) -> Verdict {
+        match &self.observed.gates.verification {
+            Verification::Passed => {
+                self.condition(
+                    condition_types::VERIFIED,
+                    true,
+                    "Verified",
+                    "every image passed its policy",
+                );
+                Verdict::Passed
+            }
+            Verification::Refused(reason) => {
+                let reason = reason.clone();
+                if self.old.phase != Some(RolloutPhase::Degraded) {
+                    self.note("VerificationFailed", reason.clone());
+                }
+                self.condition(
+                    condition_types::VERIFIED,
+                    false,
+                    "VerificationFailed",
+                    reason.clone(),
+                );
+                self.phase(RolloutPhase::Degraded, reason);
+                Verdict::Held
+            }
+            Verification::Pending => {
+                self.condition(
+                    condition_types::VERIFIED,
+                    false,
+                    "Verifying",
+                    "verifying image signatures",
+                );
+                self.phase(RolloutPhase::Progressing, "verifying image signatures");
+                Verdict::Held
+            }
+        }
+    }
+
+    /// Aborts the rollout (once): records who and why.
+    pub fn abort(&mut self, by: &str, reason: &str) {
+        if self.status.abort.is_none() {
+            self.status.abort = Some(AbortStatus {
+                reason: reason.to_owned(),
+                by: by.to_owned(),
+                time: Time(self.observed.now),
+            });
+            self.note("Aborted", format!("aborted by {by}: {reason}"));
+        }
+    }
+
+    /// Sets the Aborted phase, with who aborted and why, and Healthy=False.
+    pub fn aborted_phase(&mut self) {
+        let (by, reason) = self
+            .status
+            .abort
+            .as_ref()
+            .map(|abort| (abort.by.clone(), abort.reason.clone()))
+            .unwrap_or_default();
+        self.phase(
+            RolloutPhase::Aborted,
+            format!("aborted by {by}: {reason}; retry to start again"),
+        );
+        self.condition(condition_types::HEALTHY, false, "Aborted", reason);
+    }
+
+    /// Clears an abort and restarts from step 0.
+    pub fn retry(&mut self) {
+        self.status.abort = None;
+        self.status.attempt = Some(self.status.attempt.unwrap_or(0) + 1);
+        self.status.current_step_index = Some(0);
+        self.status.step_start_time = Some(Time(self.observed.now));
+        self.status.gate = None;
+        self.progressed = true;
+        let by = self
+            .action
+            .as_ref()
+            .map(|action| action.by.clone())
+            .unwrap_or_default();
+        self.note(
+            "Retried",
+            format!("retried by {by}: restarting from step 0"),
+        );
+    }
+
+    /// Requeues after `after` at the latest.
+    pub fn requeue(&mut self, after: Duration) {
+        self.requeue_after = Some(
+            self.requeue_after
+                .map_or(after, |current| current.min(after)),
+        );
+    }
+
+    /// Fills in replica counts and conditions and checks the progress deadline; true when it
+    /// passed without progress (the strategy then marks the rollout Degraded or aborts it).
+    pub fn deadline_exceeded(&mut self) -> bool {
+        finish::replica_counts(self.observed, &mut self.status);
+        match finish::deadline(self.observed, &self.old, &mut self.status, self.progressed) {
+            DeadlineOutcome::Within(Some(after)) => {
+                self.requeue(after);
+                false
+            }
+            DeadlineOutcome::Within(None) => false,
+            DeadlineOutcome::Exceeded => true,
+        }
+    }
+
+    /// Completes the plan: the given ReplicaSets, and every other revision retired.
+    pub fn finish(
+        self,
+        replica_sets: Vec<ReplicaSetPlan>,
+        services: Vec<ServicePlan>,
+        route: Option<RoutePlan>,
+    ) -> Plan {
+        let live: Vec<&str> = replica_sets
+            .iter()
+            .map(|plan| plan.revision.as_str())
+            .collect();
+        let limit = self.observed.rollout.spec.revision_history_limit();
+        let (retired, delete_revisions) = history::retire(self.observed.revisions, &live, limit);
+        let mut all = replica_sets;
+        all.extend(retired);
+        Plan {
+            replica_sets: all,
+            delete_revisions,
+            services,
+            route,
+            status: self.status,
+            transitions: self.transitions,
+            start_analyses: self.start_analyses,
+            requeue_after: self.requeue_after,
+        }
+    }
+}
