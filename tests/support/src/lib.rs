@@ -13,6 +13,7 @@
 //! no process outlives the tests.
 
 pub mod cluster;
+pub mod controller;
 pub mod namespace;
 pub mod process;
 pub mod prometheus;
@@ -20,6 +21,7 @@ pub mod registry;
 pub mod tools;
 
 pub use cluster::{Cluster, shared_cluster};
+pub use controller::{ControllerProcess, shared_controller};
 pub use namespace::TestNamespace;
 pub use prometheus::Prometheus;
 pub use registry::Registry;

@@ -5,3 +5,4 @@ mod cluster;
 mod crd_validation;
 mod fixtures;
 mod identity;
+mod rollout_canary;

@@ -1,0 +1,53 @@
+//! What every reconcile shares: the client, the event recorder, and the error type.
+
+use kube::runtime::events::{Recorder, Reporter};
+
+/// The field manager of every write rollgate makes.
+pub const FIELD_MANAGER: &str = "rollgate-controller";
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// Publishes an Event for every transition.
+    pub recorder: Recorder,
+}
+
+impl Context {
+    /// A context whose events name `instance` as the reporting controller instance.
+    pub fn new(client: kube::Client, instance: String) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: Some(instance),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+        }
+    }
+}
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The pod template could not be hashed.
+    #[error("revision hash: {0}")]
+    RevisionHash(#[from] rollgate_crds::revision::RevisionHashError),
+    /// The Rollout lacks a namespace (it is namespaced; this is a malformed object).
+    #[error("the Rollout has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// A short label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::RevisionHash(_) => "revision_hash",
+            Error::NoNamespace => "no_namespace",
+        }
+    }
+}
