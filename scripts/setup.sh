@@ -37,4 +37,6 @@ ln -sf rollgate-cluster "$tools_dir/kubectl"
 
 # --- The Rust workspace -----------------------------------------------------------------------
 log "building the Rust workspace"
+start=$(date +%s)
 cargo build --locked --workspace --all-targets --quiet
+log "built the Rust workspace in $(( $(date +%s) - start )) s"

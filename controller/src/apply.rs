@@ -13,11 +13,13 @@ use serde_json::json;
 
 use crate::context::{Error, FIELD_MANAGER};
 use crate::decide::{Plan, RevisionState};
+use crate::metrics::Metrics;
 use crate::replicaset;
 
 /// Applies `plan` for `rollout`, whose ReplicaSets were observed as `observed`.
 pub async fn apply(
     client: &kube::Client,
+    metrics: &Metrics,
     rollout: &Rollout,
     plan: &Plan,
     observed: &[RevisionState],
@@ -33,6 +35,7 @@ pub async fn apply(
             "metadata": {"name": service.service},
             "spec": {"selector": {REVISION_LABEL: service.revision}}
         });
+        metrics.request("apply");
         services
             .patch(&service.service, &params, &Patch::Apply(&patch))
             .await?;
@@ -51,12 +54,14 @@ pub async fn apply(
         }
         let replica_set = replicaset::build(rollout, &wanted.revision, wanted.replicas);
         let name = replicaset::name(rollout, &wanted.revision);
+        metrics.request("apply");
         replica_sets
             .patch(&name, &params, &Patch::Apply(&replica_set))
             .await?;
     }
     for revision in &plan.delete_revisions {
         let name = replicaset::name(rollout, revision);
+        metrics.request("delete");
         match replica_sets
             .delete(&name, &DeleteParams::background())
             .await
@@ -78,6 +83,7 @@ pub async fn apply(
             "status": status,
         });
         let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
+        metrics.request("apply_status");
         rollouts
             .patch_status(&rollout.name_any(), &params, &Patch::Apply(&patch))
             .await?;

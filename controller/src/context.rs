@@ -1,6 +1,10 @@
 //! What every reconcile shares: the client, the event recorder, and the error type.
 
+use std::sync::Arc;
+
 use kube::runtime::events::{Recorder, Reporter};
+
+use crate::metrics::Metrics;
 
 /// The field manager of every write rollgate makes.
 pub const FIELD_MANAGER: &str = "rollgate-controller";
@@ -11,11 +15,13 @@ pub struct Context {
     pub client: kube::Client,
     /// Publishes an Event for every transition.
     pub recorder: Recorder,
+    /// Exported metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
     /// A context whose events name `instance` as the reporting controller instance.
-    pub fn new(client: kube::Client, instance: String) -> Self {
+    pub fn new(client: kube::Client, instance: String, metrics: Arc<Metrics>) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.to_owned(),
             instance: Some(instance),
@@ -23,6 +29,7 @@ impl Context {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            metrics,
         }
     }
 }

@@ -5,9 +5,12 @@
 //! report, what the world should look like next. It does no I/O and is unit-tested step by
 //! step; the reconciler fetches its inputs and applies its plan.
 
+pub mod admin;
 pub mod apply;
 pub mod context;
 pub mod decide;
 pub mod gates;
+pub mod metrics;
 pub mod reconcile;
 pub mod replicaset;
+pub mod run;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -18,11 +19,22 @@ use crate::decide::{Observed, decide};
 use crate::replicaset::{self, ROLLOUT_LABEL};
 use crate::{apply, gates};
 
-/// Reconciles one Rollout.
-pub async fn reconcile(rollout: Arc<Rollout>, context: Arc<Context>) -> Result<Action, Error> {
+/// Reconciles one Rollout. A Rollout that cannot be read as a `Rollout` (a field the API
+/// server accepted but rollgate cannot represent) is reported with an Event and skipped: it
+/// cannot stall the others.
+pub async fn reconcile(
+    guarded: Arc<DeserializeGuard<Rollout>>,
+    context: Arc<Context>,
+) -> Result<Action, Error> {
+    context.metrics.reconciles.inc();
+    let rollout = match &guarded.0 {
+        Ok(rollout) => Arc::new(rollout.clone()),
+        Err(invalid) => return report_invalid(&guarded, &invalid.error, &context).await,
+    };
     let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
     let replica_sets: Api<ReplicaSet> = Api::namespaced(context.client.clone(), &namespace);
     let selector = format!("{ROLLOUT_LABEL}={}", rollout.name_any());
+    context.metrics.request("list");
     let listed = replica_sets
         .list(&ListParams::default().labels(&selector))
         .await?;
@@ -43,7 +55,38 @@ pub async fn reconcile(rollout: Arc<Rollout>, context: Arc<Context>) -> Result<A
         gates: &gate_inputs,
         now: Timestamp::now(),
     });
-    apply::apply(&context.client, &rollout, &plan, &revisions).await?;
+    apply::apply(
+        &context.client,
+        &context.metrics,
+        &rollout,
+        &plan,
+        &revisions,
+    )
+    .await?;
+    if let Some(phase) = plan.status.phase {
+        context.metrics.set_phase(
+            format!("{namespace}/{}", rollout.name_any()),
+            format!("{phase:?}"),
+        );
+    }
+    let step_started = rollout
+        .status
+        .as_ref()
+        .and_then(|status| status.step_start_time.as_ref());
+    if let Some(started) = step_started {
+        let finished = plan
+            .transitions
+            .iter()
+            .filter(|t| t.reason == "StepCompleted")
+            .count();
+        if finished > 0 {
+            let seconds = Timestamp::now()
+                .duration_since(started.0)
+                .as_secs_f64()
+                .max(0.0);
+            context.metrics.step_duration.observe(seconds);
+        }
+    }
 
     let reference = rollout.object_ref(&());
     for transition in &plan.transitions {
@@ -65,6 +108,7 @@ pub async fn reconcile(rollout: Arc<Rollout>, context: Arc<Context>) -> Result<A
             action: "Reconcile".to_owned(),
             secondary: None,
         };
+        context.metrics.request("event");
         if let Err(error) = context.recorder.publish(&event, &reference).await {
             tracing::warn!(%error, "could not publish an event");
         }
@@ -74,8 +118,42 @@ pub async fn reconcile(rollout: Arc<Rollout>, context: Arc<Context>) -> Result<A
         .map_or_else(Action::await_change, Action::requeue))
 }
 
+async fn report_invalid(
+    guarded: &DeserializeGuard<Rollout>,
+    error: &str,
+    context: &Context,
+) -> Result<Action, Error> {
+    let name = guarded.name_any();
+    tracing::warn!(rollout = %name, %error, "the Rollout cannot be read; skipped");
+    let kind = crate::metrics::ErrorLabels {
+        kind: "invalid_object".to_owned(),
+    };
+    context.metrics.reconcile_errors.get_or_create(&kind).inc();
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "InvalidRollout".to_owned(),
+        note: Some(format!("rollgate cannot read this Rollout: {error}")),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    context.metrics.request("event");
+    context
+        .recorder
+        .publish(&event, &guarded.object_ref(&()))
+        .await?;
+    Ok(Action::await_change())
+}
+
 /// Transient errors are retried with a short delay; the controller's own backoff grows it.
-pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _context: Arc<Context>) -> Action {
+pub fn error_policy(
+    rollout: Arc<DeserializeGuard<Rollout>>,
+    error: &Error,
+    context: Arc<Context>,
+) -> Action {
+    let kind = crate::metrics::ErrorLabels {
+        kind: error.metric_label().to_owned(),
+    };
+    context.metrics.reconcile_errors.get_or_create(&kind).inc();
     tracing::warn!(rollout = %rollout.name_any(), kind = error.metric_label(), %error, "reconcile failed");
     Action::requeue(Duration::from_secs(5))
 }

@@ -13,6 +13,26 @@ use crate::tools::workspace_root;
 pub struct ControllerProcess {
     child: Child,
     log: PathBuf,
+    admin_port: u16,
+}
+
+/// How a test controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// Instance name (in the Lease, Events and the log file name).
+    pub name: String,
+    /// Seconds the leader Lease stays valid without renewal.
+    pub lease_duration_seconds: u64,
+}
+
+impl ControllerOptions {
+    /// Options for an instance called `name`, with a 4-second lease for quick failovers.
+    pub fn named(name: &str) -> Self {
+        ControllerOptions {
+            name: name.to_owned(),
+            lease_duration_seconds: 4,
+        }
+    }
 }
 
 static BINARY: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
@@ -51,8 +71,10 @@ pub fn controller_binary() -> Result<PathBuf> {
 impl ControllerProcess {
     /// Starts a controller against `cluster`, logging to a file in the cluster's directory.
     /// It runs under the cluster binary's supervisor, so it dies with the test process.
-    pub fn start(cluster: &Cluster, name: &str) -> Result<Self> {
+    pub fn start(cluster: &Cluster, options: &ControllerOptions) -> Result<Self> {
         let binary = controller_binary()?;
+        let name = &options.name;
+        let admin_port = crate::process::free_port()?;
         let log = cluster.dir().join(format!("{name}.log"));
         let file =
             std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
@@ -62,13 +84,22 @@ impl ControllerProcess {
             .arg(&binary)
             .env("KUBECONFIG", cluster.kubeconfig())
             .env("ROLLGATE_INSTANCE", name)
+            .env("ROLLGATE_ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
+            .env(
+                "ROLLGATE_LEASE_DURATION_SECONDS",
+                options.lease_duration_seconds.to_string(),
+            )
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
             .spawn()
             .with_context(|| format!("start {}", binary.display()))?;
-        let mut process = ControllerProcess { child, log };
+        let mut process = ControllerProcess {
+            child,
+            log,
+            admin_port,
+        };
         std::thread::sleep(std::time::Duration::from_millis(200));
         if let Some(status) = process.child.try_wait()? {
             bail!(
@@ -77,6 +108,28 @@ impl ControllerProcess {
             );
         }
         Ok(process)
+    }
+
+    /// The admin server's base URL (`/live`, `/ready`, `/metrics`).
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// The value of an unlabelled metric (`rollgate_leader`, `rollgate_reconciles_total`), or
+    /// `None` when the admin server does not answer or lacks it.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let mut response = crate::process::http_agent()
+            .get(&format!("{}/metrics", self.admin_url()))
+            .call()
+            .ok()?;
+        let text = response.body_mut().read_to_string().ok()?;
+        text.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     /// The last lines of the controller's log.
@@ -101,8 +154,11 @@ static SHARED: OnceLock<std::result::Result<ControllerProcess, String>> = OnceLo
 /// One controller for every test of this process, against the shared cluster.
 pub fn shared_controller() -> &'static ControllerProcess {
     let started = SHARED.get_or_init(|| {
-        ControllerProcess::start(crate::shared_cluster(), "controller-shared")
-            .map_err(|error| format!("{error:#}"))
+        ControllerProcess::start(
+            crate::shared_cluster(),
+            &ControllerOptions::named("controller-shared"),
+        )
+        .map_err(|error| format!("{error:#}"))
     });
     match started {
         Ok(controller) => controller,

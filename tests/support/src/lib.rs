@@ -21,7 +21,7 @@ pub mod registry;
 pub mod tools;
 
 pub use cluster::{Cluster, shared_cluster};
-pub use controller::{ControllerProcess, shared_controller};
+pub use controller::{ControllerOptions, ControllerProcess, shared_controller};
 pub use namespace::TestNamespace;
 pub use prometheus::Prometheus;
 pub use registry::Registry;

@@ -2,7 +2,10 @@
 //! registry. One binary, so one cluster serves the whole run; each test gets its own namespace.
 
 mod cluster;
+mod controller_operations;
 mod crd_validation;
 mod fixtures;
 mod identity;
 mod rollout_canary;
+mod rollout_scenarios;
+mod rollouts;

@@ -3,112 +3,17 @@
 //! last step the new revision is stable and the old ReplicaSet scales down.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use rollgate_crds::Rollout;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::{TestNamespace, shared_cluster, shared_controller};
-use serde_json::json;
 
-const DIGEST_V1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
-const DIGEST_V2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
-
-fn canary(name: &str, digest: &str) -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "rollgate.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 4,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": format!("registry.example/app@sha256:{digest}")}]}
-            },
-            "strategy": {"canary": {
-                "maxSurge": 1,
-                "maxUnavailable": 0,
-                "steps": [
-                    {"setWeight": 25}, {"pause": {}},
-                    {"setWeight": 50}, {"pause": {}},
-                    {"setWeight": 75}, {"pause": {"duration": "2s"}}
-                ]
-            }}
-        }
-    }))
-    .expect("a valid Rollout")
-}
-
-/// Replicas per revision label, for the Rollout's ReplicaSets.
-async fn replicas_by_revision(
-    api: &Api<ReplicaSet>,
-    name: &str,
-) -> anyhow::Result<BTreeMap<String, i32>> {
-    let list = api
-        .list(&ListParams::default().labels(&format!("rollgate.io/rollout={name}")))
-        .await?;
-    Ok(list
-        .items
-        .iter()
-        .map(|rs| {
-            let revision = rs
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("rollgate.io/revision"))
-                .cloned()
-                .unwrap_or_default();
-            (
-                revision,
-                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-            )
-        })
-        .collect())
-}
-
-/// Waits until the Rollout's status satisfies `done`, or fails with the last status seen.
-async fn wait_for(
-    api: &Api<Rollout>,
-    name: &str,
-    what: &str,
-    done: impl Fn(&Rollout) -> bool,
-) -> anyhow::Result<Rollout> {
-    let started = Instant::now();
-    loop {
-        let rollout = api.get(name).await?;
-        if done(&rollout) {
-            return Ok(rollout);
-        }
-        if started.elapsed() > Duration::from_secs(90) {
-            anyhow::bail!(
-                "timed out waiting for {what}; status: {:#?}\ncontroller log:\n{}",
-                rollout.status,
-                shared_controller().log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn at(step: i32, phase: RolloutPhase) -> impl Fn(&Rollout) -> bool {
-    move |rollout| {
-        rollout
-            .status
-            .as_ref()
-            .is_some_and(|s| s.current_step_index == Some(step) && s.phase == Some(phase))
-    }
-}
-
-async fn promote(api: &Api<Rollout>, name: &str, id: &str) -> anyhow::Result<()> {
-    let patch = json!({"status": {"userAction": {
-        "id": id, "action": "Promote", "by": "e2e-test", "time": "2026-01-01T00:00:00Z"
-    }}});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
-}
+use crate::rollouts::{
+    DIGEST_V1, DIGEST_V2, at, canary, healthy, promote, replicas_by_revision, set_digest, wait_for,
+    wait_for_scale,
+};
 
 #[tokio::test]
 async fn a_four_step_canary_goes_from_start_to_stable() -> anyhow::Result<()> {
@@ -122,12 +27,7 @@ async fn a_four_step_canary_goes_from_start_to_stable() -> anyhow::Result<()> {
     rollouts
         .create(&PostParams::default(), &canary("shop", DIGEST_V1))
         .await?;
-    let first = wait_for(&rollouts, "shop", "the first revision to be Healthy", |r| {
-        r.status
-            .as_ref()
-            .is_some_and(|s| s.phase == Some(RolloutPhase::Healthy))
-    })
-    .await?;
+    let first = wait_for(&rollouts, "shop", "v1 Healthy", healthy(None)).await?;
     let v1 = first
         .status
         .and_then(|s| s.stable_revision)
@@ -138,11 +38,7 @@ async fn a_four_step_canary_goes_from_start_to_stable() -> anyhow::Result<()> {
     );
 
     // A new digest: a new revision, walked step by step.
-    let patch = json!({"spec": {"template": {"spec": {"containers": [
-        {"name": "app", "image": format!("registry.example/app@sha256:{DIGEST_V2}")}]}}}});
-    rollouts
-        .patch("shop", &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
+    set_digest(&rollouts, "shop", DIGEST_V2).await?;
 
     let paused = wait_for(
         &rollouts,
@@ -182,30 +78,13 @@ async fn a_four_step_canary_goes_from_start_to_stable() -> anyhow::Result<()> {
     );
 
     promote(&rollouts, "shop", "promote-2").await?;
-    let done = wait_for(&rollouts, "shop", "completion", |r| {
-        r.status.as_ref().is_some_and(|s| {
-            s.phase == Some(RolloutPhase::Healthy)
-                && s.stable_revision.as_deref() == Some(v2.as_str())
-        })
-    })
-    .await?;
+    let done = wait_for(&rollouts, "shop", "completion", healthy(Some(v2.clone()))).await?;
     assert_eq!(
         done.status.as_ref().and_then(|s| s.current_step_index),
         Some(6)
     );
-    let started = Instant::now();
-    loop {
-        let scale = replicas_by_revision(&replica_sets, "shop").await?;
-        if scale == BTreeMap::from([(v1.clone(), 0), (v2.clone(), 4)]) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "old ReplicaSet did not scale down: {scale:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
+    // The old ReplicaSet scales down.
+    wait_for_scale(&replica_sets, "shop", BTreeMap::from([(v1, 0), (v2, 4)])).await
 }
 
 #[tokio::test]

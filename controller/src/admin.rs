@@ -1,0 +1,46 @@
+//! The admin HTTP server: `/live` (the process runs), `/ready` (it reached the API server and
+//! is leader or standby), `/metrics` (Prometheus text format). Separate from any API port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+
+/// What the admin endpoints read.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Exported metrics.
+    pub metrics: Arc<Metrics>,
+    /// Set once the controller is ready.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Serves the admin endpoints on `address` until the process ends.
+pub async fn serve(address: SocketAddr, state: AdminState) -> std::io::Result<()> {
+    let router = Router::new()
+        .route("/live", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    tracing::info!(%address, "admin server listening");
+    axum::serve(listener, router).await
+}
+
+async fn ready(State(state): State<AdminState>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> String {
+    state.metrics.encode()
+}

@@ -1,0 +1,134 @@
+//! The controller's Prometheus metrics, served on the admin port at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of the error counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// The error's kind (`Error::metric_label`).
+    pub kind: String,
+}
+
+/// Labels of the API request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `list`, `apply`, `apply_status`, `delete` or `event`.
+    pub verb: String,
+}
+
+/// Labels of the phase gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// The Rollout phase.
+    pub phase: String,
+}
+
+/// Every metric the controller exports.
+pub struct Metrics {
+    /// The registry `/metrics` encodes.
+    pub registry: Registry,
+    /// Reconciles run.
+    pub reconciles: Counter,
+    /// Reconciles failed, by error kind.
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// API requests the reconciler sent, by verb.
+    pub api_requests: Family<RequestLabels, Counter>,
+    /// Rollouts by phase (as of their last reconcile by this instance).
+    pub rollouts: Family<PhaseLabels, Gauge>,
+    /// Seconds from a step's start to its completion.
+    pub step_duration: Histogram,
+    /// 1 while this instance holds the leader lease.
+    pub leader: Gauge,
+    phases: Mutex<BTreeMap<String, String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("rollgate");
+        let reconciles = Counter::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles failed, by error kind",
+            reconcile_errors.clone(),
+        );
+        let api_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Kubernetes API requests sent by reconciles, by verb",
+            api_requests.clone(),
+        );
+        let rollouts = Family::<PhaseLabels, Gauge>::default();
+        registry.register("rollouts", "Rollouts by phase", rollouts.clone());
+        let step_duration = Histogram::new(exponential_buckets(0.5, 2.0, 14));
+        registry.register(
+            "step_duration_seconds",
+            "Seconds from a step's start to its completion",
+            step_duration.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this instance holds the leader lease",
+            leader.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_errors,
+            api_requests,
+            rollouts,
+            step_duration,
+            leader,
+            phases: Mutex::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one API request.
+    pub fn request(&self, verb: &str) {
+        self.api_requests
+            .get_or_create(&RequestLabels {
+                verb: verb.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records the phase of one Rollout (`namespace/name`) and refreshes the phase gauge.
+    pub fn set_phase(&self, rollout: String, phase: String) {
+        let mut phases = self
+            .phases
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if phases.get(&rollout) == Some(&phase) {
+            return;
+        }
+        phases.insert(rollout, phase);
+        self.rollouts.clear();
+        for phase in phases.values() {
+            self.rollouts
+                .get_or_create(&PhaseLabels {
+                    phase: phase.clone(),
+                })
+                .inc();
+        }
+    }
+
+    /// The registry in Prometheus' text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,164 @@
+//! Helpers for tests that drive Rollouts through the controller.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use rollgate_crds::Rollout;
+use rollgate_crds::rollout::RolloutPhase;
+use serde_json::json;
+
+pub const DIGEST_V1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+pub const DIGEST_V2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+pub fn canary(name: &str, digest: &str) -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "rollgate.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 4,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": format!("registry.example/app@sha256:{digest}")}]}
+            },
+            "strategy": {"canary": {
+                "maxSurge": 1,
+                "maxUnavailable": 0,
+                "steps": [
+                    {"setWeight": 25}, {"pause": {}},
+                    {"setWeight": 50}, {"pause": {}},
+                    {"setWeight": 75}, {"pause": {"duration": "2s"}}
+                ]
+            }}
+        }
+    }))
+    .expect("a valid Rollout")
+}
+
+/// Replicas per revision label, for the Rollout's ReplicaSets.
+pub async fn replicas_by_revision(
+    api: &Api<ReplicaSet>,
+    name: &str,
+) -> anyhow::Result<BTreeMap<String, i32>> {
+    let list = api
+        .list(&ListParams::default().labels(&format!("rollgate.io/rollout={name}")))
+        .await?;
+    Ok(list
+        .items
+        .iter()
+        .map(|rs| {
+            let revision = rs
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("rollgate.io/revision"))
+                .cloned()
+                .unwrap_or_default();
+            (
+                revision,
+                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+            )
+        })
+        .collect())
+}
+
+/// Waits until the Rollout's status satisfies `done`, or fails with the last status seen.
+pub async fn wait_for(
+    api: &Api<Rollout>,
+    name: &str,
+    what: &str,
+    done: impl Fn(&Rollout) -> bool,
+) -> anyhow::Result<Rollout> {
+    let started = Instant::now();
+    loop {
+        let rollout = api.get(name).await?;
+        if done(&rollout) {
+            return Ok(rollout);
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            anyhow::bail!(
+                "timed out waiting for {what}; status: {:#?}",
+                rollout.status
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn at(step: i32, phase: RolloutPhase) -> impl Fn(&Rollout) -> bool {
+    move |rollout| {
+        rollout
+            .status
+            .as_ref()
+            .is_some_and(|s| s.current_step_index == Some(step) && s.phase == Some(phase))
+    }
+}
+
+pub async fn promote(api: &Api<Rollout>, name: &str, id: &str) -> anyhow::Result<()> {
+    request(api, name, "Promote", id).await
+}
+
+/// Changes the Rollout's image digest: a new revision.
+pub async fn set_digest(api: &Api<Rollout>, name: &str, digest: &str) -> anyhow::Result<()> {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": format!("registry.example/app@sha256:{digest}")}]}}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Whether the Rollout is Healthy with `revision` (any, when `None`) stable.
+pub fn healthy(revision: Option<String>) -> impl Fn(&Rollout) -> bool {
+    move |rollout| {
+        rollout.status.as_ref().is_some_and(|s| {
+            s.phase == Some(RolloutPhase::Healthy)
+                && revision
+                    .as_ref()
+                    .is_none_or(|r| s.stable_revision.as_ref() == Some(r))
+        })
+    }
+}
+
+/// Waits until the Rollout's ReplicaSets have exactly `expected` replicas per revision.
+pub async fn wait_for_scale(
+    api: &Api<ReplicaSet>,
+    name: &str,
+    expected: BTreeMap<String, i32>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let scale = replicas_by_revision(api, name).await?;
+        if scale == expected {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("ReplicaSets of {name} are {scale:?}, expected {expected:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Asks for a user action (`Promote`, `Abort`, `Retry`, …) through the status subresource,
+/// as the CLI and the gRPC API do.
+pub async fn request(api: &Api<Rollout>, name: &str, action: &str, id: &str) -> anyhow::Result<()> {
+    let patch = json!({"status": {"userAction": {
+        "id": id, "action": action, "by": "e2e-test", "reason": "requested by the test",
+        "time": "2026-01-01T00:00:00Z"
+    }}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Whether the Rollout is in `phase`.
+pub fn in_phase(phase: RolloutPhase) -> impl Fn(&Rollout) -> bool {
+    move |rollout| {
+        rollout
+            .status
+            .as_ref()
+            .is_some_and(|s| s.phase == Some(phase))
+    }
+}
