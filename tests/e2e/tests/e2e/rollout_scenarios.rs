@@ -268,11 +268,7 @@ async fn the_progress_deadline_marks_a_stuck_revision_degraded_or_aborts_it() ->
                 .expect("condition");
             assert_eq!(progressing.reason, "ProgressDeadlineExceeded");
         }
-        assert_eq!(
-            status.stable_revision.is_some(),
-            true,
-            "stable keeps serving"
-        );
+        assert!(status.stable_revision.is_some(), "stable keeps serving");
     }
     Ok(())
 }
