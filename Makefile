@@ -24,5 +24,9 @@ vet-go:
 crds:
 	cargo run --quiet -p rollgate-crds --bin crdgen
 
-bench:
-	cargo run --release --quiet -p rollgate-bench --bin revision_hash
+# Benchmarks print their figures. FLEET sets the fleet size (500 by default; 2000 to show scale).
+FLEET ?= 500
+bench: setup
+	cargo build --release --quiet -p rollgate-controller -p rollgate-bench
+	./target/release/revision_hash
+	ROLLGATE_CONTROLLER_BIN=$(CURDIR)/target/release/rollgate-controller ./target/release/fleet $(FLEET)

@@ -15,7 +15,7 @@ use rollgate_crds::Rollout;
 use rollgate_crds::revision::revision_hash;
 
 use crate::context::{Context, Error};
-use crate::decide::{Observed, decide};
+use crate::decide::{Observed, Plan, RevisionState, decide};
 use crate::replicaset::{self, ROLLOUT_LABEL};
 use crate::{apply, gates};
 
@@ -27,8 +27,8 @@ pub async fn reconcile(
     context: Arc<Context>,
 ) -> Result<Action, Error> {
     context.metrics.reconciles.inc();
-    let rollout = match &guarded.0 {
-        Ok(rollout) => Arc::new(rollout.clone()),
+    let mut rollout = match &guarded.0 {
+        Ok(rollout) => rollout.clone(),
         Err(invalid) => return report_invalid(&guarded, &invalid.error, &context).await,
     };
     let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
@@ -44,17 +44,18 @@ pub async fn reconcile(
         .filter_map(|rs| replicaset::observe(&rollout, rs))
         .collect();
 
-    let desired_revision = revision_hash(&rollout.spec.template)?;
-    let images = gates::template_images(&rollout);
-    let gate_inputs = gates::observe(&rollout, &images);
-    let plan = decide(&Observed {
-        rollout: &rollout,
-        desired_revision: &desired_revision,
-        desired_images: &images,
-        revisions: &revisions,
-        gates: &gate_inputs,
-        now: Timestamp::now(),
-    });
+    let mut plan = plan_for(&rollout, &revisions)?;
+    if !plan.transitions.is_empty() {
+        // A transition is recorded once: decide it on the latest Rollout, not on a cache that
+        // may not yet hold this controller's previous status write.
+        let rollouts: Api<Rollout> = Api::namespaced(context.client.clone(), &namespace);
+        context.metrics.request("get");
+        let latest = rollouts.get(&rollout.name_any()).await?;
+        if latest.resource_version() != rollout.resource_version() {
+            rollout = latest;
+            plan = plan_for(&rollout, &revisions)?;
+        }
+    }
     apply::apply(
         &context.client,
         &context.metrics,
@@ -142,6 +143,21 @@ async fn report_invalid(
         .publish(&event, &guarded.object_ref(&()))
         .await?;
     Ok(Action::await_change())
+}
+
+/// Decides the plan for `rollout` given its observed ReplicaSets.
+fn plan_for(rollout: &Rollout, revisions: &[RevisionState]) -> Result<Plan, Error> {
+    let desired_revision = revision_hash(&rollout.spec.template)?;
+    let images = gates::template_images(rollout);
+    let gate_inputs = gates::observe(rollout, &images);
+    Ok(decide(&Observed {
+        rollout,
+        desired_revision: &desired_revision,
+        desired_images: &images,
+        revisions,
+        gates: &gate_inputs,
+        now: Timestamp::now(),
+    }))
 }
 
 /// Transient errors are retried with a short delay; the controller's own backoff grows it.

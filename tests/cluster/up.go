@@ -191,6 +191,12 @@ func (c *cluster) start(opts upOptions) (string, error) {
 		"--bind-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", ports[3]),
 		"--controllers=*",
+		// kwok renews node leases from a busy 2-core machine; a generous grace period keeps the
+		// node lifecycle controller from marking every pod NotReady when a heartbeat is late.
+		"--node-monitor-grace-period=10m",
+		// The default 20 requests/s makes pod creation the bottleneck of fleet tests.
+		"--kube-api-qps=200",
+		"--kube-api-burst=400",
 	); err != nil {
 		return "", err
 	}

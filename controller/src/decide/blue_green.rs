@@ -7,14 +7,11 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use rollgate_crds::rollout::{
-    BlueGreenStrategy, GateStatus, RolloutPhase, UserActionKind, condition_types,
-};
+use rollgate_crds::rollout::{BlueGreenStrategy, RolloutPhase, UserActionKind, condition_types};
 
 use super::decision::{Decision, Verdict};
 use super::{
-    AnalysisKey, AnalysisOutcome, Approval, Observed, Plan, ReplicaSetPlan, ServicePlan,
-    revision_state,
+    AnalysisKey, AnalysisOutcome, Observed, Plan, ReplicaSetPlan, ServicePlan, revision_state,
 };
 
 /// The delay before the old revision scales down when `scaleDownDelaySeconds` is unset.
@@ -174,63 +171,10 @@ fn before_promotion(decision: &mut Decision<'_, '_>, strategy: &BlueGreenStrateg
     if strategy.auto_promotion == Some(true) {
         return Gate::Pass;
     }
-    let revision = target.to_owned();
-    match observed.gates.approval.clone() {
-        Approval::Open { approvers } => {
-            decision.condition(
-                condition_types::APPROVED,
-                true,
-                "Approved",
-                format!("approved by {}", approvers.join(", ")),
-            );
-            let received = i32::try_from(approvers.len()).unwrap_or(i32::MAX);
-            decision.status.gate = Some(GateStatus {
-                revision,
-                required: received,
-                received,
-                approvers,
-                rejected_by: None,
-            });
-            Gate::Pass
-        }
-        Approval::Waiting {
-            required,
-            approvers,
-        } => {
-            let received = i32::try_from(approvers.len()).unwrap_or(i32::MAX);
-            let message = format!("promotion waits for approval ({received} of {required})");
-            decision.condition(
-                condition_types::APPROVED,
-                false,
-                "AwaitingApproval",
-                message.clone(),
-            );
-            decision.status.gate = Some(GateStatus {
-                revision,
-                required,
-                received,
-                approvers,
-                rejected_by: None,
-            });
-            decision.phase(RolloutPhase::AwaitingApproval, message);
-            Gate::Wait
-        }
-        Approval::Rejected { by, reason } => {
-            let message = format!("promotion rejected by {by}: {reason}");
-            decision.condition(
-                condition_types::APPROVED,
-                false,
-                "Rejected",
-                message.clone(),
-            );
-            let gate = decision.status.gate.get_or_insert_with(|| GateStatus {
-                revision,
-                ..GateStatus::default()
-            });
-            gate.rejected_by = Some(by);
-            decision.phase(RolloutPhase::AwaitingApproval, message);
-            Gate::Wait
-        }
+    if decision.approval_gate("promotion") {
+        Gate::Pass
+    } else {
+        Gate::Wait
     }
 }
 
@@ -257,52 +201,54 @@ fn services(strategy: &BlueGreenStrategy, active: &str, preview: &str) -> Vec<Se
 }
 
 /// Before promotion: the new revision at its preview size beside the active stable one.
-fn preview(mut decision: Decision<'_, '_>, strategy: &BlueGreenStrategy, stable: &str) -> Plan {
-    let observed = decision.observed;
-    let target = observed.desired_revision;
-    let desired = observed.rollout.spec.desired_replicas();
-    decision.condition(
-        condition_types::HEALTHY,
-        false,
-        "RollingOut",
+fn preview(decision: Decision<'_, '_>, strategy: &BlueGreenStrategy, stable: &str) -> Plan {
+    let replicas = preview_replicas(decision.observed, strategy);
+    side_by_side(
+        decision,
+        strategy,
+        stable,
+        replicas,
+        stable,
         "a new revision is in preview",
-    );
-    if decision.deadline_exceeded() {
-        decision.phase(
-            RolloutPhase::Degraded,
-            "the progress deadline passed without progress",
-        );
-    }
-    let replica_sets = vec![
-        ReplicaSetPlan {
-            revision: target.to_owned(),
-            replicas: preview_replicas(observed, strategy),
-        },
-        ReplicaSetPlan {
-            revision: stable.to_owned(),
-            replicas: desired,
-        },
-    ];
-    decision.finish(replica_sets, services(strategy, stable, target), None)
+    )
 }
 
 /// Both revisions at full size, the active Service on `active`.
 fn switching(
-    mut decision: Decision<'_, '_>,
+    decision: Decision<'_, '_>,
     strategy: &BlueGreenStrategy,
     stable: &str,
     active: &str,
 ) -> Plan {
+    let replicas = decision.observed.rollout.spec.desired_replicas();
+    side_by_side(
+        decision,
+        strategy,
+        stable,
+        replicas,
+        active,
+        "promotion in progress",
+    )
+}
+
+/// The new revision at `new_replicas` beside the stable one at full size, the active Service
+/// on `active`; the progress deadline applies.
+fn side_by_side(
+    mut decision: Decision<'_, '_>,
+    strategy: &BlueGreenStrategy,
+    stable: &str,
+    new_replicas: i32,
+    active: &str,
+    what: &str,
+) -> Plan {
     let observed = decision.observed;
     let target = observed.desired_revision;
-    let desired = observed.rollout.spec.desired_replicas();
-    decision.condition(
-        condition_types::HEALTHY,
-        false,
-        "RollingOut",
-        "promotion in progress",
-    );
+    decision.condition(condition_types::HEALTHY, false, "RollingOut", what);
     if decision.deadline_exceeded() {
+        if observed.rollout.spec.progress_deadline_abort == Some(true) {
+            decision.abort("progress-deadline", "the progress deadline passed");
+            return aborted(decision, strategy, stable);
+        }
         decision.phase(
             RolloutPhase::Degraded,
             "the progress deadline passed without progress",
@@ -311,11 +257,11 @@ fn switching(
     let replica_sets = vec![
         ReplicaSetPlan {
             revision: target.to_owned(),
-            replicas: desired,
+            replicas: new_replicas,
         },
         ReplicaSetPlan {
             revision: stable.to_owned(),
-            replicas: desired,
+            replicas: observed.rollout.spec.desired_replicas(),
         },
     ];
     decision.finish(replica_sets, services(strategy, active, target), None)

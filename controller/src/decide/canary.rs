@@ -5,14 +5,14 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rollgate_crds::duration::parse_duration;
 use rollgate_crds::rollout::{
-    CanaryStep, CanaryStrategy, GateStatus, RolloutPhase, UserActionKind, condition_types,
+    CanaryStep, CanaryStrategy, RolloutPhase, UserActionKind, condition_types,
 };
 
 use super::decision::{Decision, Verdict};
 use super::replicas::{self, Current};
 use super::{
-    AnalysisKey, AnalysisOutcome, Approval, Observed, Plan, ReplicaSetPlan, RoutePlan, ServicePlan,
-    finish, revision_state,
+    AnalysisKey, AnalysisOutcome, Observed, Plan, ReplicaSetPlan, RoutePlan, ServicePlan, finish,
+    revision_state,
 };
 
 /// Decides the next state of a canary Rollout.
@@ -217,64 +217,10 @@ fn step_outcome(
         return StepOutcome::Waiting;
     }
     if step.approval.is_some() {
-        let revision = observed.desired_revision.to_owned();
-        return match observed.gates.approval.clone() {
-            Approval::Open { approvers } => {
-                decision.condition(
-                    condition_types::APPROVED,
-                    true,
-                    "Approved",
-                    format!("approved by {}", approvers.join(", ")),
-                );
-                let received = i32::try_from(approvers.len()).unwrap_or(i32::MAX);
-                decision.status.gate = Some(GateStatus {
-                    revision,
-                    required: received,
-                    received,
-                    approvers,
-                    rejected_by: None,
-                });
-                StepOutcome::Done
-            }
-            Approval::Waiting {
-                required,
-                approvers,
-            } => {
-                let received = i32::try_from(approvers.len()).unwrap_or(i32::MAX);
-                let message =
-                    format!("step {index}: waiting for approval ({received} of {required})");
-                decision.condition(
-                    condition_types::APPROVED,
-                    false,
-                    "AwaitingApproval",
-                    message.clone(),
-                );
-                decision.status.gate = Some(GateStatus {
-                    revision,
-                    required,
-                    received,
-                    approvers,
-                    rejected_by: None,
-                });
-                decision.phase(RolloutPhase::AwaitingApproval, message);
-                StepOutcome::Waiting
-            }
-            Approval::Rejected { by, reason } => {
-                let message = format!("step {index}: rejected by {by}: {reason}");
-                decision.condition(
-                    condition_types::APPROVED,
-                    false,
-                    "Rejected",
-                    message.clone(),
-                );
-                let gate = decision.status.gate.get_or_insert_with(|| GateStatus {
-                    revision,
-                    ..GateStatus::default()
-                });
-                gate.rejected_by = Some(by);
-                decision.phase(RolloutPhase::AwaitingApproval, message);
-                StepOutcome::Waiting
-            }
+        return if decision.approval_gate(&format!("step {index}")) {
+            StepOutcome::Done
+        } else {
+            StepOutcome::Waiting
         };
     }
     if step.analysis.is_some() {

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rollgate_crds::rollout::{
-    AbortStatus, RolloutPhase, RolloutStatus, UserActionKind, condition_types,
+    AbortStatus, GateStatus, RolloutPhase, RolloutStatus, UserActionKind, condition_types,
 };
 
 use super::actions::{self, PendingAction};
 use super::finish::{self, DeadlineOutcome};
 use super::{
-    AnalysisKey, Observed, Plan, ReplicaSetPlan, RoutePlan, ServicePlan, Transition, Verification,
-    conditions, history,
+    AnalysisKey, Approval, Observed, Plan, ReplicaSetPlan, RoutePlan, ServicePlan, Transition,
+    Verification, conditions, history,
 };
 
 /// The verdict of verification, as a decision sees it.
@@ -163,6 +163,67 @@ impl<'o, 'a> Decision<'o, 'a> {
                 );
                 self.phase(RolloutPhase::Progressing, "verifying image signatures");
                 Verdict::Held
+            }
+        }
+    }
+
+    /// Evaluates the approval gate of the desired revision: records the gate and the Approved
+    /// condition, and on waiting or rejection sets the AwaitingApproval phase with a message
+    /// that starts with `what` (for example `step 2` or `promotion`). True when the gate is open.
+    pub fn approval_gate(&mut self, what: &str) -> bool {
+        let revision = self.observed.desired_revision.to_owned();
+        let count = |approvers: &[String]| i32::try_from(approvers.len()).unwrap_or(i32::MAX);
+        match self.observed.gates.approval.clone() {
+            Approval::Open { approvers } => {
+                let message = format!("{what}: approved by {}", approvers.join(", "));
+                self.condition(condition_types::APPROVED, true, "Approved", message);
+                let received = count(&approvers);
+                self.status.gate = Some(GateStatus {
+                    revision,
+                    required: received,
+                    received,
+                    approvers,
+                    rejected_by: None,
+                });
+                true
+            }
+            Approval::Waiting {
+                required,
+                approvers,
+            } => {
+                let received = count(&approvers);
+                let message = format!("{what}: waiting for approval ({received} of {required})");
+                self.condition(
+                    condition_types::APPROVED,
+                    false,
+                    "AwaitingApproval",
+                    message.clone(),
+                );
+                self.status.gate = Some(GateStatus {
+                    revision,
+                    required,
+                    received,
+                    approvers,
+                    rejected_by: None,
+                });
+                self.phase(RolloutPhase::AwaitingApproval, message);
+                false
+            }
+            Approval::Rejected { by, reason } => {
+                let message = format!("{what}: rejected by {by}: {reason}");
+                self.condition(
+                    condition_types::APPROVED,
+                    false,
+                    "Rejected",
+                    message.clone(),
+                );
+                let gate = self.status.gate.get_or_insert_with(|| GateStatus {
+                    revision,
+                    ..GateStatus::default()
+                });
+                gate.rejected_by = Some(by);
+                self.phase(RolloutPhase::AwaitingApproval, message);
+                false
             }
         }
     }

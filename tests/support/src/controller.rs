@@ -37,10 +37,13 @@ impl ControllerOptions {
 
 static BINARY: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
 
-/// The controller binary of this workspace (`target/debug/rollgate-controller`), built by
-/// `cargo build` first when it is missing.
+/// The controller binary: `ROLLGATE_CONTROLLER_BIN` if set (benchmarks use the release build),
+/// else this workspace's `target/debug/rollgate-controller`, built first when it is missing.
 pub fn controller_binary() -> Result<PathBuf> {
     let found = BINARY.get_or_init(|| {
+        if let Some(binary) = std::env::var_os("ROLLGATE_CONTROLLER_BIN") {
+            return Ok(PathBuf::from(binary));
+        }
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace_root().join("target"));
@@ -115,21 +118,34 @@ impl ControllerProcess {
         format!("http://127.0.0.1:{}", self.admin_port)
     }
 
-    /// The value of an unlabelled metric (`rollgate_leader`, `rollgate_reconciles_total`), or
-    /// `None` when the admin server does not answer or lacks it.
+    /// The value of a metric summed over its labels (`rollgate_leader`,
+    /// `rollgate_api_requests_total`), or `None` when the admin server does not answer or has
+    /// no series of that name.
     pub fn metric(&self, name: &str) -> Option<f64> {
-        let mut response = crate::process::http_agent()
-            .get(&format!("{}/metrics", self.admin_url()))
-            .call()
-            .ok()?;
+        let url = format!("{}/metrics", self.admin_url());
+        let mut response = crate::process::http_agent().get(&url).call().ok()?;
         let text = response.body_mut().read_to_string().ok()?;
-        text.lines().find_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
+        let values: Vec<f64> = text
+            .lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix(name)?;
+                let value = match rest.strip_prefix('{') {
+                    Some(labelled) => labelled.split_once("} ")?.1,
+                    None => rest.strip_prefix(' ')?,
+                };
+                value.trim().parse().ok()
+            })
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    /// The process id of the controller itself (the supervisor's child), if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        let supervisor = self.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children"))
+                .ok()?;
+        children.split_whitespace().next()?.parse().ok()
     }
 
     /// The last lines of the controller's log.

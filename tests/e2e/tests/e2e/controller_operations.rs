@@ -12,7 +12,7 @@ use rollgate_crds::Rollout;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::process::http_agent;
 use rollgate_testsupport::{
-    Cluster, ControllerOptions, ControllerProcess, TestNamespace, shared_controller,
+    Cluster, ControllerOptions, ControllerProcess, TestNamespace, manifests, shared_controller,
 };
 use serde_json::json;
 
@@ -22,20 +22,8 @@ use crate::rollouts::{
 };
 
 fn two_step(name: &str) -> anyhow::Result<Rollout> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "rollgate.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 4,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": format!("registry.example/app@sha256:{DIGEST_V1}")}]}
-            },
-            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
-        }
-    }))?)
+    let strategy = json!({"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}});
+    manifests::rollout(name, 4, DIGEST_V1, strategy)
 }
 
 async fn own_cluster() -> anyhow::Result<(Cluster, kube::Client)> {

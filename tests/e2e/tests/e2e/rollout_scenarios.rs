@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rollgate_crds::Rollout;
 use rollgate_crds::rollout::RolloutPhase;
-use rollgate_testsupport::{TestNamespace, shared_cluster, shared_controller};
+use rollgate_testsupport::{TestNamespace, manifests, shared_cluster, shared_controller};
 use serde_json::{Value, json};
 
 use crate::rollouts::{
@@ -36,20 +36,7 @@ async fn scenario(prefix: &str) -> anyhow::Result<Scenario> {
 }
 
 fn rollout(name: &str, replicas: i32, strategy: Value) -> anyhow::Result<Rollout> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "rollgate.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": format!("registry.example/app@sha256:{DIGEST_V1}")}]}
-            },
-            "strategy": strategy
-        }
-    }))?)
+    manifests::rollout(name, replicas, DIGEST_V1, strategy)
 }
 
 impl Scenario {

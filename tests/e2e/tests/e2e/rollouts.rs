@@ -7,35 +7,23 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use rollgate_crds::Rollout;
 use rollgate_crds::rollout::RolloutPhase;
+use rollgate_testsupport::manifests;
 use serde_json::json;
 
 pub const DIGEST_V1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 pub const DIGEST_V2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
 pub fn canary(name: &str, digest: &str) -> Rollout {
-    serde_json::from_value(json!({
-        "apiVersion": "rollgate.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 4,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": format!("registry.example/app@sha256:{digest}")}]}
-            },
-            "strategy": {"canary": {
-                "maxSurge": 1,
-                "maxUnavailable": 0,
-                "steps": [
-                    {"setWeight": 25}, {"pause": {}},
-                    {"setWeight": 50}, {"pause": {}},
-                    {"setWeight": 75}, {"pause": {"duration": "2s"}}
-                ]
-            }}
-        }
-    }))
-    .expect("a valid Rollout")
+    let strategy = json!({"canary": {
+        "maxSurge": 1,
+        "maxUnavailable": 0,
+        "steps": [
+            {"setWeight": 25}, {"pause": {}},
+            {"setWeight": 50}, {"pause": {}},
+            {"setWeight": 75}, {"pause": {"duration": "2s"}}
+        ]
+    }});
+    manifests::rollout(name, 4, digest, strategy).expect("a valid Rollout")
 }
 
 /// Replicas per revision label, for the Rollout's ReplicaSets.
@@ -104,7 +92,7 @@ pub async fn promote(api: &Api<Rollout>, name: &str, id: &str) -> anyhow::Result
 /// Changes the Rollout's image digest: a new revision.
 pub async fn set_digest(api: &Api<Rollout>, name: &str, digest: &str) -> anyhow::Result<()> {
     let patch = json!({"spec": {"template": {"spec": {"containers": [
-        {"name": "app", "image": format!("registry.example/app@sha256:{digest}")}]}}}});
+        {"name": "app", "image": manifests::app_image(digest)}]}}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())

@@ -1,0 +1,277 @@
+//! Fleet benchmark: N Rollouts (default 500) on the local cluster, each walking a 3-step canary
+//! (`setWeight 50`, `pause 1s`, `setWeight 100`) to a new revision, with the controller running
+//! as a process. Prints the controller's peak RSS and CPU seconds, the time until every Rollout
+//! finished, the API requests the controller sent (its own metrics), and p50/p99 of the delay
+//! from a step being allowed (the canary's pods available) to the controller's next write (the
+//! step index advancing), as seen by one watcher.
+//!
+//! Usage: `cargo run --release -p rollgate-bench --bin fleet [-- <rollouts>]`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use rollgate_crds::Rollout;
+use rollgate_crds::rollout::RolloutPhase;
+use rollgate_testsupport::{
+    Cluster, ControllerOptions, ControllerProcess, TestNamespace, manifests,
+};
+use serde_json::json;
+
+const V1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const V2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+fn rollout(index: usize) -> anyhow::Result<Rollout> {
+    let strategy = json!({"canary": {"steps": [
+        {"setWeight": 50}, {"pause": {"duration": "1s"}}, {"setWeight": 100}
+    ]}});
+    manifests::rollout(&format!("app-{index}"), 1, V1, strategy)
+}
+
+/// Peak RSS (MiB) and CPU seconds of a process, from /proc.
+fn usage(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak_kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|f| f.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    (peak_kib / 1024.0, ticks / 100.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+async fn wait_all(
+    api: &Api<Rollout>,
+    n: usize,
+    revision_done: impl Fn(&Rollout) -> bool,
+    limit: Duration,
+) -> anyhow::Result<usize> {
+    let started = Instant::now();
+    loop {
+        let done = api
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .filter(|r| revision_done(r))
+            .count();
+        if done == n || started.elapsed() > limit {
+            return Ok(done);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|arg| arg.parse().ok())
+        .unwrap_or(500);
+    let cluster = tokio::task::spawn_blocking(|| {
+        let cluster = Cluster::start()?;
+        cluster.install_crds()?;
+        anyhow::Ok(cluster)
+    })
+    .await??;
+    let client = cluster.client().await?;
+    let namespace = TestNamespace::create(&cluster, &client, "fleet").await?;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), namespace.name());
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace.name());
+    let controller = ControllerProcess::start(
+        &cluster,
+        &ControllerOptions {
+            name: "fleet".into(),
+            lease_duration_seconds: 15,
+        },
+    )?;
+
+    println!(
+        "fleet: {n} Rollouts, 3-step canary each, controller pid {:?}",
+        controller.pid()
+    );
+    let created = Instant::now();
+    stream::iter(0..n)
+        .map(|index| {
+            let rollouts = rollouts.clone();
+            async move {
+                rollouts
+                    .create(&PostParams::default(), &rollout(index)?)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let healthy_v1 = |r: &Rollout| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.phase == Some(RolloutPhase::Healthy))
+    };
+    let ready = wait_all(&rollouts, n, healthy_v1, Duration::from_secs(1800)).await?;
+    println!(
+        "fleet: {ready}/{n} first revisions Healthy after {:.1} s",
+        created.elapsed().as_secs_f64()
+    );
+
+    // Watch step advances and canary availability, to time the controller's reactions.
+    let mut available_at: HashMap<String, Instant> = HashMap::new();
+    let mut advanced_at: HashMap<String, Instant> = HashMap::new();
+    let rs_events = watcher(replica_sets.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let ro_events = watcher(rollouts.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let tx_rs = tx.clone();
+    let rs_task = tokio::spawn(async move {
+        let mut events = rs_events;
+        while let Some(Ok(rs)) = events.next().await {
+            let labels = rs.metadata.labels.clone().unwrap_or_default();
+            let available = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
+            if available >= 1
+                && let Some(app) = labels.get("rollgate.io/rollout")
+            {
+                let revision = labels
+                    .get("rollgate.io/revision")
+                    .cloned()
+                    .unwrap_or_default();
+                let _ = tx_rs.send((true, app.clone(), revision, Instant::now()));
+            }
+        }
+    });
+    let ro_task = tokio::spawn(async move {
+        let mut events = ro_events;
+        while let Some(Ok(rollout)) = events.next().await {
+            let status = rollout.status.unwrap_or_default();
+            if status.current_step_index == Some(1) {
+                let _ = tx.send((
+                    false,
+                    rollout.metadata.name.unwrap_or_default(),
+                    status.current_revision.unwrap_or_default(),
+                    Instant::now(),
+                ));
+            }
+        }
+    });
+
+    let before_requests = controller.metric("rollgate_api_requests_total");
+    let (_, cpu_before) = controller.pid().map(usage).unwrap_or_default();
+    let started = Instant::now();
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": manifests::app_image(V2)}]}}}});
+    stream::iter(0..n)
+        .map(|index| {
+            let rollouts = rollouts.clone();
+            let patch = patch.clone();
+            async move {
+                rollouts
+                    .patch(
+                        &format!("app-{index}"),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let all_v2 = |r: &Rollout| {
+        r.status.as_ref().is_some_and(|s| {
+            s.phase == Some(RolloutPhase::Healthy)
+                && s.stable_revision.is_some()
+                && s.stable_revision == s.current_revision
+                && s.current_images
+                    .first()
+                    .is_some_and(|i| i.image.ends_with(V2))
+        })
+    };
+    let finished = wait_all(&rollouts, n, all_v2, Duration::from_secs(3600)).await?;
+    let elapsed = started.elapsed();
+    rs_task.abort();
+    ro_task.abort();
+
+    // Pair "canary of the new revision available" with "step index advanced to 1".
+    let mut current_revision: HashMap<String, String> = HashMap::new();
+    while let Ok((is_rs, app, revision, at)) = rx.try_recv() {
+        if is_rs {
+            available_at
+                .entry(format!("{app}/{revision}"))
+                .or_insert(at);
+        } else {
+            current_revision.insert(app.clone(), revision.clone());
+            advanced_at.entry(format!("{app}/{revision}")).or_insert(at);
+        }
+    }
+    let mut delays: Vec<Duration> = advanced_at
+        .iter()
+        .filter_map(|(key, advanced)| {
+            available_at
+                .get(key)
+                .map(|available| advanced.saturating_duration_since(*available))
+        })
+        .collect();
+    delays.sort();
+
+    let (peak_mib, cpu_after) = controller.pid().map(usage).unwrap_or_default();
+    let requests = controller
+        .metric("rollgate_api_requests_total")
+        .unwrap_or(0.0)
+        - before_requests.unwrap_or(0.0);
+    println!(
+        "fleet: {finished}/{n} Rollouts finished the canary in {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "fleet: controller peak RSS {peak_mib:.1} MiB, CPU {:.1} s during the rollout ({:.1} s in all)",
+        cpu_after - cpu_before,
+        cpu_after
+    );
+    println!(
+        "fleet: API requests sent by reconciles during the rollout: {requests:.0} ({:.1} per Rollout)",
+        requests / n as f64
+    );
+    println!(
+        "fleet: step allowed -> next write: p50 {:.0} ms, p99 {:.0} ms over {} steps",
+        percentile(&delays, 0.5).as_secs_f64() * 1000.0,
+        percentile(&delays, 0.99).as_secs_f64() * 1000.0,
+        delays.len()
+    );
+    if finished != n {
+        anyhow::bail!(
+            "only {finished} of {n} Rollouts finished:\n{}",
+            controller.log_tail()
+        );
+    }
+    Ok(())
+}
