@@ -419,12 +419,12 @@ func createFakeNodes(ctx context.Context, client *kubernetes.Clientset, n int) e
 				Allocatable: corev1.ResourceList{
 					corev1.ResourceCPU:    resource.MustParse("64"),
 					corev1.ResourceMemory: resource.MustParse("256Gi"),
-					corev1.ResourcePods:   resource.MustParse("1000"),
+					corev1.ResourcePods:   resource.MustParse("20000"),
 				},
 				Capacity: corev1.ResourceList{
 					corev1.ResourceCPU:    resource.MustParse("64"),
 					corev1.ResourceMemory: resource.MustParse("256Gi"),
-					corev1.ResourcePods:   resource.MustParse("1000"),
+					corev1.ResourcePods:   resource.MustParse("20000"),
 				},
 			},
 		}
