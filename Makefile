@@ -26,7 +26,8 @@ crds:
 
 # Benchmarks print their figures. FLEET sets the fleet size (500 by default; 2000 to show scale).
 FLEET ?= 500
+TARGET := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 bench: setup
 	cargo build --release --quiet -p rollgate-controller -p rollgate-bench
-	./target/release/revision_hash
-	ROLLGATE_CONTROLLER_BIN=$(CURDIR)/target/release/rollgate-controller ./target/release/fleet $(FLEET)
+	$(TARGET)/release/revision_hash
+	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/fleet $(FLEET)

@@ -28,7 +28,11 @@ grep "rollgate-cluster ready" "$demo_dir/up.out" || { echo "the cluster did not 
 
 echo "==> installing rollgate's CRDs"
 "${kubectl[@]}" apply --server-side -f crds/yaml/ >/dev/null
-"${kubectl[@]}" wait --for=condition=Established -f crds/yaml/ >/dev/null
+# `kubectl wait` fails at once while a new CRD has no conditions yet: retry it.
+for _ in $(seq 1 100); do
+  "${kubectl[@]}" wait --for=condition=Established --timeout=10s -f crds/yaml/ >/dev/null 2>&1 && break
+  sleep 0.2
+done
 "${kubectl[@]}" get nodes
 
 echo "==> a valid Rollout is accepted"

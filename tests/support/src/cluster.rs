@@ -133,26 +133,35 @@ impl Cluster {
     pub fn install_crds(&self) -> Result<()> {
         let crds = tools::workspace_root().join("crds/yaml");
         let crds = crds.to_str().context("crds path is not UTF-8")?;
-        for args in [
-            &["apply", "--server-side", "--force-conflicts", "-f", crds][..],
-            &[
+        let applied = self.kubectl(&["apply", "--server-side", "--force-conflicts", "-f", crds])?;
+        if !applied.status.success() {
+            bail!(
+                "kubectl apply of the CRDs: {}",
+                String::from_utf8_lossy(&applied.stderr)
+            );
+        }
+        // `kubectl wait` fails at once (rather than waiting) while a new CRD has no conditions
+        // yet, so it is retried until the deadline.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let waited = self.kubectl(&[
                 "wait",
                 "--for=condition=Established",
-                "--timeout=60s",
+                "--timeout=10s",
                 "-f",
                 crds,
-            ],
-        ] {
-            let output = self.kubectl(args)?;
-            if !output.status.success() {
+            ])?;
+            if waited.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
                 bail!(
-                    "kubectl {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&output.stderr)
+                    "the CRDs were not established: {}",
+                    String::from_utf8_lossy(&waited.stderr)
                 );
             }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        Ok(())
     }
 
     /// Stops the cluster (SIGTERM to `up`, which stops every component) and waits for it.
