@@ -91,13 +91,7 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|arg| arg.parse().ok())
         .unwrap_or(500);
-    let cluster = tokio::task::spawn_blocking(|| {
-        let cluster = Cluster::start()?;
-        cluster.install_crds()?;
-        anyhow::Ok(cluster)
-    })
-    .await??;
-    let client = cluster.client().await?;
+    let (cluster, client) = Cluster::start_with_crds().await?;
     let namespace = TestNamespace::create(&cluster, &client, "fleet").await?;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), namespace.name());
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace.name());

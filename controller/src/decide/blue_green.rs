@@ -293,34 +293,7 @@ fn promoted(mut decision: Decision<'_, '_>, strategy: &BlueGreenStrategy) -> Pla
     let observed = decision.observed;
     let target = observed.desired_revision.to_owned();
     let desired = observed.rollout.spec.desired_replicas();
-    decision.status.stable_revision = Some(target.clone());
-    decision.status.stable_images = observed.desired_images.to_vec();
-    decision.status.abort = None;
-    let available = revision_state(observed, &target).map_or(0, |state| state.available);
-    if available >= desired {
-        decision.phase(
-            RolloutPhase::Healthy,
-            format!("revision {target} is active and available"),
-        );
-        decision.condition(
-            condition_types::HEALTHY,
-            true,
-            "Healthy",
-            format!("revision {target} is active"),
-        );
-    } else {
-        decision.phase(
-            RolloutPhase::Progressing,
-            format!("revision {target}: {available} of {desired} pods available"),
-        );
-        decision.condition(
-            condition_types::HEALTHY,
-            false,
-            "ScalingUp",
-            "waiting for pods",
-        );
-    }
-    decision.deadline_exceeded();
+    decision.make_desired_stable("active");
     let mut replica_sets = vec![ReplicaSetPlan {
         revision: target.clone(),
         replicas: desired,

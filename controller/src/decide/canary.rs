@@ -415,37 +415,10 @@ fn promoted(mut decision: Decision<'_, '_>, canary: &CanaryStrategy) -> Plan {
     let observed = decision.observed;
     let target = observed.desired_revision.to_owned();
     let desired = observed.rollout.spec.desired_replicas();
-    decision.status.stable_revision = Some(target.clone());
-    decision.status.stable_images = observed.desired_images.to_vec();
     decision.status.current_step_index = Some(step_count(&canary.steps));
     decision.status.canary_weight = Some(0);
-    decision.status.abort = None;
     decision.status.step_start_time = None;
-    let available = revision_state(observed, &target).map_or(0, |state| state.available);
-    if available >= desired {
-        decision.phase(
-            RolloutPhase::Healthy,
-            format!("revision {target} is stable and available"),
-        );
-        decision.condition(
-            condition_types::HEALTHY,
-            true,
-            "Healthy",
-            format!("revision {target} is stable"),
-        );
-    } else {
-        decision.phase(
-            RolloutPhase::Progressing,
-            format!("revision {target}: {available} of {desired} pods available"),
-        );
-        decision.condition(
-            condition_types::HEALTHY,
-            false,
-            "ScalingUp",
-            "waiting for pods",
-        );
-    }
-    decision.deadline_exceeded();
+    decision.make_desired_stable("stable");
     let replica_sets = vec![ReplicaSetPlan {
         revision: target.clone(),
         replicas: desired,

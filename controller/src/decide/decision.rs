@@ -228,6 +228,43 @@ impl<'o, 'a> Decision<'o, 'a> {
         }
     }
 
+    /// Makes the desired revision the stable one: records it and its images, clears an abort,
+    /// and reports Healthy once all its pods are available (Progressing until then). `role`
+    /// names what the revision now is in messages (`stable`, `active`).
+    pub fn make_desired_stable(&mut self, role: &str) {
+        let observed = self.observed;
+        let target = observed.desired_revision.to_owned();
+        let desired = observed.rollout.spec.desired_replicas();
+        self.status.stable_revision = Some(target.clone());
+        self.status.stable_images = observed.desired_images.to_vec();
+        self.status.abort = None;
+        let available = super::revision_state(observed, &target).map_or(0, |state| state.available);
+        if available >= desired {
+            self.phase(
+                RolloutPhase::Healthy,
+                format!("revision {target} is {role} and available"),
+            );
+            self.condition(
+                condition_types::HEALTHY,
+                true,
+                "Healthy",
+                format!("revision {target} is {role}"),
+            );
+        } else {
+            self.phase(
+                RolloutPhase::Progressing,
+                format!("revision {target}: {available} of {desired} pods available"),
+            );
+            self.condition(
+                condition_types::HEALTHY,
+                false,
+                "ScalingUp",
+                "waiting for pods",
+            );
+        }
+        self.deadline_exceeded();
+    }
+
     /// Aborts the rollout (once): records who and why.
     pub fn abort(&mut self, by: &str, reason: &str) {
         if self.status.abort.is_none() {

@@ -90,6 +90,19 @@ impl Cluster {
         })
     }
 
+    /// Starts a cluster of its own, with rollgate's CRDs installed, without blocking the async
+    /// runtime, and returns it with an admin client.
+    pub async fn start_with_crds() -> Result<(Cluster, kube::Client)> {
+        let cluster = tokio::task::spawn_blocking(|| {
+            let cluster = Cluster::start()?;
+            cluster.install_crds()?;
+            anyhow::Ok(cluster)
+        })
+        .await??;
+        let client = cluster.client().await?;
+        Ok((cluster, client))
+    }
+
     /// The admin kubeconfig (user `rollgate-admin`, group `system:masters`).
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig

@@ -26,20 +26,9 @@ fn two_step(name: &str) -> anyhow::Result<Rollout> {
     manifests::rollout(name, 4, DIGEST_V1, strategy)
 }
 
-async fn own_cluster() -> anyhow::Result<(Cluster, kube::Client)> {
-    let cluster = tokio::task::spawn_blocking(|| {
-        let cluster = Cluster::start()?;
-        cluster.install_crds()?;
-        anyhow::Ok(cluster)
-    })
-    .await??;
-    let client = cluster.client().await?;
-    Ok((cluster, client))
-}
-
 #[tokio::test]
 async fn a_controller_killed_mid_rollout_resumes_at_the_same_step() -> anyhow::Result<()> {
-    let (cluster, client) = own_cluster().await?;
+    let (cluster, client) = Cluster::start_with_crds().await?;
     let namespace = TestNamespace::create(&cluster, &client, "restart").await?;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), namespace.name());
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace.name());
@@ -98,7 +87,7 @@ async fn a_controller_killed_mid_rollout_resumes_at_the_same_step() -> anyhow::R
 
 #[tokio::test]
 async fn two_controllers_elect_one_leader_and_fail_over() -> anyhow::Result<()> {
-    let (cluster, client) = own_cluster().await?;
+    let (cluster, client) = Cluster::start_with_crds().await?;
     let namespace = TestNamespace::create(&cluster, &client, "failover").await?;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), namespace.name());
 
