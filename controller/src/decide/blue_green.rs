@@ -45,22 +45,7 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         decision.note("Completed", format!("first revision {target} is active"));
         return promoted(decision, &strategy);
     };
-    if decision.status.abort.is_some() {
-        if decision.action_is(UserActionKind::Retry) {
-            decision.retry();
-        } else {
-            return aborted(decision, &strategy, &stable);
-        }
-    }
-    if let Some(action) = decision
-        .action
-        .clone()
-        .filter(|a| a.kind == UserActionKind::Abort)
-    {
-        let reason = action
-            .reason
-            .unwrap_or_else(|| "aborted by a person".to_owned());
-        decision.abort(&action.by, &reason);
+    if decision.is_aborted_after_intents() {
         return aborted(decision, &strategy, &stable);
     }
 

@@ -45,19 +45,7 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         return promoted(decision, &canary);
     };
 
-    if decision.status.abort.is_some() {
-        if decision.action_is(UserActionKind::Retry) {
-            decision.retry();
-        } else {
-            return aborted(decision, &canary, &stable);
-        }
-    }
-    if decision.action_is(UserActionKind::Abort) {
-        let action = decision.action.clone().unwrap_or_else(|| unreachable!());
-        let reason = action
-            .reason
-            .unwrap_or_else(|| "aborted by a person".to_owned());
-        decision.abort(&action.by, &reason);
+    if decision.is_aborted_after_intents() {
         return aborted(decision, &canary, &stable);
     }
     if canary.analysis.is_some() {

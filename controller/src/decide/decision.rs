@@ -292,8 +292,27 @@ impl<'o, 'a> Decision<'o, 'a> {
         self.condition(condition_types::HEALTHY, false, "Aborted", reason);
     }
 
+    /// Applies the abort and retry intents: a retry of an aborted rollout restarts it; a
+    /// person's abort aborts it. True when the rollout is aborted after that.
+    pub fn is_aborted_after_intents(&mut self) -> bool {
+        if self.status.abort.is_some() && self.action_is(UserActionKind::Retry) {
+            self.retry();
+        }
+        if let Some(action) = self
+            .action
+            .clone()
+            .filter(|a| a.kind == UserActionKind::Abort)
+        {
+            let reason = action
+                .reason
+                .unwrap_or_else(|| "aborted by a person".to_owned());
+            self.abort(&action.by, &reason);
+        }
+        self.status.abort.is_some()
+    }
+
     /// Clears an abort and restarts from step 0.
-    pub fn retry(&mut self) {
+    fn retry(&mut self) {
         self.status.abort = None;
         self.status.attempt = Some(self.status.attempt.unwrap_or(0) + 1);
         self.status.current_step_index = Some(0);
