@@ -2,6 +2,10 @@
 //! traffic moves to stable before anything scales down), then ReplicaSets, then deletions, then
 //! status. Every write is a server-side apply with rollgate's one field manager, forced: the
 //! controller owns these fields.
+//!
+//! A Service the strategy names but that does not exist stops the plan before any ReplicaSet
+//! changes: the Rollout goes Degraded with a message naming the Service, and the controller
+//! looks again shortly (Services are not watched yet).
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
@@ -9,12 +13,22 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
 use rollgate_crds::revision::REVISION_LABEL;
+use rollgate_crds::rollout::{RolloutPhase, RolloutStatus};
 use serde_json::json;
 
 use crate::context::{Error, FIELD_MANAGER};
 use crate::decide::{Plan, RevisionState};
 use crate::metrics::Metrics;
 use crate::replicaset;
+
+/// What applying a plan came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Everything was applied.
+    Complete,
+    /// These Services do not exist; nothing but status was written.
+    MissingServices(Vec<String>),
+}
 
 /// Applies `plan` for `rollout`, whose ReplicaSets were observed as `observed`.
 pub async fn apply(
@@ -23,70 +37,129 @@ pub async fn apply(
     rollout: &Rollout,
     plan: &Plan,
     observed: &[RevisionState],
-) -> Result<(), Error> {
+) -> Result<Applied, Error> {
     let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let writer = Writer {
+        client,
+        metrics,
+        namespace: &namespace,
+        rollout,
+    };
+    let missing = writer.services(plan).await?;
+    if !missing.is_empty() {
+        // Nothing of the plan happened: keep the status as it was, but say why.
+        let mut status = rollout.status.clone().unwrap_or_default();
+        status.phase = Some(RolloutPhase::Degraded);
+        status.message = Some(format!(
+            "the strategy names Services that do not exist: {}",
+            missing.join(", ")
+        ));
+        writer.status(&status).await?;
+        return Ok(Applied::MissingServices(missing));
+    }
+    writer.replica_sets(plan, observed).await?;
+    writer.status(&plan.status).await?;
+    Ok(Applied::Complete)
+}
 
-    let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    for service in &plan.services {
-        let patch = json!({
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": service.service},
-            "spec": {"selector": {REVISION_LABEL: service.revision}}
-        });
-        metrics.request("apply");
-        services
-            .patch(&service.service, &params, &Patch::Apply(&patch))
-            .await?;
+/// Writes one Rollout's objects.
+struct Writer<'a> {
+    client: &'a kube::Client,
+    metrics: &'a Metrics,
+    namespace: &'a str,
+    rollout: &'a Rollout,
+}
+
+impl Writer<'_> {
+    fn params() -> PatchParams {
+        PatchParams::apply(FIELD_MANAGER).force()
     }
 
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &namespace);
-    for wanted in &plan.replica_sets {
-        let current = observed
-            .iter()
-            .find(|state| state.revision == wanted.revision);
-        if current.is_some_and(|state| state.replicas == wanted.replicas) {
-            continue;
+    /// Points each Service's selector at its revision; returns the Services that do not exist.
+    async fn services(&self, plan: &Plan) -> Result<Vec<String>, Error> {
+        let services: Api<Service> = Api::namespaced(self.client.clone(), self.namespace);
+        let mut missing = Vec::new();
+        for service in &plan.services {
+            let patch = json!({
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": service.service},
+                "spec": {"selector": {REVISION_LABEL: service.revision}}
+            });
+            self.metrics.request("apply");
+            let applied = services
+                .patch(&service.service, &Self::params(), &Patch::Apply(&patch))
+                .await;
+            if let Err(error) = applied {
+                // Applying to a Service that does not exist tries to create an invalid one.
+                self.metrics.request("get");
+                if services.get_opt(&service.service).await?.is_none() {
+                    missing.push(service.service.clone());
+                    continue;
+                }
+                return Err(error.into());
+            }
         }
-        if current.is_none() && wanted.replicas == 0 {
-            continue;
-        }
-        let replica_set = replicaset::build(rollout, &wanted.revision, wanted.replicas);
-        let name = replicaset::name(rollout, &wanted.revision);
-        metrics.request("apply");
-        replica_sets
-            .patch(&name, &params, &Patch::Apply(&replica_set))
-            .await?;
-    }
-    for revision in &plan.delete_revisions {
-        let name = replicaset::name(rollout, revision);
-        metrics.request("delete");
-        match replica_sets
-            .delete(&name, &DeleteParams::background())
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(error.into()),
-        }
+        Ok(missing)
     }
 
-    if rollout.status.as_ref() != Some(&plan.status) {
-        let mut status = plan.status.clone();
+    /// Scales (or creates) the planned ReplicaSets and deletes retired ones.
+    async fn replica_sets(&self, plan: &Plan, observed: &[RevisionState]) -> Result<(), Error> {
+        let replica_sets: Api<ReplicaSet> = Api::namespaced(self.client.clone(), self.namespace);
+        for wanted in &plan.replica_sets {
+            let current = observed
+                .iter()
+                .find(|state| state.revision == wanted.revision);
+            if current.is_some_and(|state| state.replicas == wanted.replicas)
+                || (current.is_none() && wanted.replicas == 0)
+            {
+                continue;
+            }
+            let replica_set = replicaset::build(self.rollout, &wanted.revision, wanted.replicas);
+            let name = replicaset::name(self.rollout, &wanted.revision);
+            self.metrics.request("apply");
+            replica_sets
+                .patch(&name, &Self::params(), &Patch::Apply(&replica_set))
+                .await?;
+        }
+        for revision in &plan.delete_revisions {
+            let name = replicaset::name(self.rollout, revision);
+            self.metrics.request("delete");
+            match replica_sets
+                .delete(&name, &DeleteParams::background())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `status` when it differs from what the Rollout has.
+    async fn status(&self, status: &RolloutStatus) -> Result<(), Error> {
+        if self.rollout.status.as_ref() == Some(status) {
+            return Ok(());
+        }
+        let mut status = status.clone();
         // The user action belongs to whoever wrote it; the controller only records its id.
         status.user_action = None;
         let patch = json!({
             "apiVersion": Rollout::api_version(&()),
             "kind": Rollout::kind(&()),
-            "metadata": {"name": rollout.name_any()},
+            "metadata": {"name": self.rollout.name_any()},
             "status": status,
         });
-        let rollouts: Api<Rollout> = Api::namespaced(client.clone(), &namespace);
-        metrics.request("apply_status");
+        let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), self.namespace);
+        self.metrics.request("apply_status");
         rollouts
-            .patch_status(&rollout.name_any(), &params, &Patch::Apply(&patch))
+            .patch_status(
+                &self.rollout.name_any(),
+                &Self::params(),
+                &Patch::Apply(&patch),
+            )
             .await?;
+        Ok(())
     }
-    Ok(())
 }

@@ -19,6 +19,9 @@ use crate::decide::{Observed, Plan, RevisionState, decide};
 use crate::replicaset::{self, ROLLOUT_LABEL};
 use crate::{apply, gates};
 
+/// How soon a Rollout whose Services are missing is looked at again.
+const MISSING_SERVICE_RETRY: Duration = Duration::from_secs(10);
+
 /// Reconciles one Rollout. A Rollout that cannot be read as a `Rollout` (a field the API
 /// server accepted but rollgate cannot represent) is reported with an Event and skipped: it
 /// cannot stall the others.
@@ -56,7 +59,7 @@ pub async fn reconcile(
             plan = plan_for(&rollout, &revisions)?;
         }
     }
-    apply::apply(
+    let applied = apply::apply(
         &context.client,
         &context.metrics,
         &rollout,
@@ -64,6 +67,10 @@ pub async fn reconcile(
         &revisions,
     )
     .await?;
+    if let apply::Applied::MissingServices(missing) = applied {
+        tracing::warn!(rollout = %rollout.name_any(), ?missing, "Services not found; nothing applied");
+        return Ok(Action::requeue(MISSING_SERVICE_RETRY));
+    }
     if let Some(phase) = plan.status.phase {
         context.metrics.set_phase(
             format!("{namespace}/{}", rollout.name_any()),

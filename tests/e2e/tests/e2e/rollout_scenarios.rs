@@ -12,7 +12,8 @@ use rollgate_testsupport::{TestNamespace, manifests, shared_cluster, shared_cont
 use serde_json::{Value, json};
 
 use crate::rollouts::{
-    DIGEST_V1, DIGEST_V2, at, healthy, in_phase, request, set_digest, wait_for, wait_for_scale,
+    DIGEST_V1, DIGEST_V2, at, healthy, in_phase, replicas_by_revision, request, set_digest,
+    wait_for, wait_for_scale,
 };
 
 struct Scenario {
@@ -257,5 +258,49 @@ async fn the_progress_deadline_marks_a_stuck_revision_degraded_or_aborts_it() ->
         }
         assert!(status.stable_revision.is_some(), "stable keeps serving");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_service_is_reported_and_the_rollout_goes_on_once_it_exists() -> anyhow::Result<()>
+{
+    let s = scenario("noservice").await?;
+    let strategy = json!({"canary": {
+        "stableService": "shelf-stable", "canaryService": "shelf-canary",
+        "steps": [{"setWeight": 50}, {"pause": {}}]
+    }});
+    s.rollouts
+        .create(&PostParams::default(), &rollout("shelf", 2, strategy)?)
+        .await?;
+    let degraded = wait_for(
+        &s.rollouts,
+        "shelf",
+        "Degraded",
+        in_phase(RolloutPhase::Degraded),
+    )
+    .await?;
+    let message = degraded.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(
+        message.contains("shelf-stable") && message.contains("do not exist"),
+        "{message}"
+    );
+    assert!(
+        replicas_by_revision(&s.replica_sets, "shelf")
+            .await?
+            .is_empty(),
+        "nothing is created while a Service is missing"
+    );
+
+    s.service("shelf-stable", "shelf").await?;
+    s.service("shelf-canary", "shelf").await?;
+    let healthy_now = wait_for(
+        &s.rollouts,
+        "shelf",
+        "Healthy once the Services exist",
+        healthy(None),
+    )
+    .await?;
+    let stable = healthy_now.status.and_then(|s| s.stable_revision);
+    assert_eq!(s.selected_revision("shelf-stable").await?, stable);
     Ok(())
 }
