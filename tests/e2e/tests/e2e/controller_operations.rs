@@ -191,3 +191,106 @@ async fn the_admin_port_serves_live_ready_and_metrics() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_rollout_the_controller_cannot_read_is_reported_and_does_not_stall_the_others()
+-> anyhow::Result<()> {
+    use k8s_openapi::api::events::v1::Event;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+
+    // Version skew, simulated: a CRD whose schema lets `revisionHistoryLimit` be a string, so
+    // the API server stores a Rollout this controller cannot deserialize.
+    let (cluster, client) = Cluster::start_with_crds().await?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut crd = crds.get("rollouts.rollgate.io").await?;
+    crd.metadata.managed_fields = None;
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_mut()
+        .and_then(|s| s.open_api_v3_schema.as_mut())
+        .expect("schema");
+    let spec = schema
+        .properties
+        .as_mut()
+        .and_then(|p| p.get_mut("spec"))
+        .expect("spec schema");
+    let limit = spec
+        .properties
+        .as_mut()
+        .and_then(|p| p.get_mut("revisionHistoryLimit"))
+        .expect("field schema");
+    limit.type_ = Some("string".into());
+    limit.minimum = None;
+    limit.format = None;
+    crds.replace("rollouts.rollgate.io", &Default::default(), &crd)
+        .await?;
+
+    let namespace = TestNamespace::create(&cluster, &client, "invalid").await?;
+    let _controller = ControllerProcess::start(&cluster, &ControllerOptions::named("guarded"))?;
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace.name(),
+        &ApiResource::erase::<Rollout>(&()),
+    );
+    let mut unreadable = serde_json::to_value(two_step("unreadable")?)?;
+    unreadable["spec"]["revisionHistoryLimit"] = json!("ten");
+    let started = Instant::now();
+    loop {
+        // The changed schema takes a moment to reach the API server's validation.
+        let object: DynamicObject = serde_json::from_value(unreadable.clone())?;
+        match dynamic
+            .patch(
+                "unreadable",
+                &PatchParams::apply("e2e"),
+                &Patch::Apply(&object),
+            )
+            .await
+        {
+            Ok(_) => break,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), namespace.name());
+    rollouts
+        .create(&PostParams::default(), &two_step("readable")?)
+        .await?;
+    wait_for(
+        &rollouts,
+        "readable",
+        "the readable Rollout to be Healthy",
+        healthy(None),
+    )
+    .await?;
+
+    let events: Api<Event> = Api::namespaced(client, namespace.name());
+    let started = Instant::now();
+    loop {
+        let found = events
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .find(|event| {
+                event.reason.as_deref() == Some("InvalidRollout")
+                    && event.regarding.as_ref().and_then(|r| r.name.as_deref())
+                        == Some("unreadable")
+            });
+        if let Some(event) = found {
+            let note = event.note.unwrap_or_default();
+            assert!(
+                note.contains("cannot read this Rollout") && note.contains("\"ten\""),
+                "{note}"
+            );
+            return Ok(());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no InvalidRollout event"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
