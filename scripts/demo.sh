@@ -35,22 +35,59 @@ for _ in $(seq 1 100); do
 done
 "${kubectl[@]}" get nodes
 
-echo "==> a valid Rollout is accepted"
-"${kubectl[@]}" apply --server-side -f tests/fixtures/demo/canary-rollout.yaml
-"${kubectl[@]}" get rollouts -o wide
+echo "==> starting the rollgate controller"
+controller="${CARGO_TARGET_DIR:-$PWD/target}/debug/rollgate-controller"
+KUBECONFIG="$demo_dir/cluster/kubeconfig" ROLLGATE_ADMIN_ADDR=127.0.0.1:0 ROLLGATE_LEADER_ELECTION=false \
+  "$controller" >"$demo_dir/controller.log" 2>&1 &
+controller_pid=$!
+stop_controller() { kill -TERM "$controller_pid" 2>/dev/null || true; wait "$controller_pid" 2>/dev/null || true; stop; }
+trap stop_controller EXIT
 
-echo "==> an invalid one is refused by the API server, naming the field"
+rollouts() { "${kubectl[@]}" get rollouts; }
+wait_phase() { # phase step
+  for _ in $(seq 1 300); do
+    [ "$("${kubectl[@]}" get rollout checkout -o jsonpath='{.status.phase}/{.status.currentStepIndex}')" = "$1/$2" ] && return 0
+    sleep 0.2
+  done
+  echo "timed out waiting for $1 at step $2"; rollouts; return 1
+}
+
+echo "==> a Rollout with a 4-step canary: its first revision becomes stable at once"
+"${kubectl[@]}" apply --server-side -f tests/fixtures/demo/canary-rollout.yaml
+wait_phase Healthy 4 && rollouts
+
+echo "==> an invalid spec is refused by the API server, naming the field"
 sed 's/setWeight: 20/setWeight: 120/' tests/fixtures/demo/canary-rollout.yaml \
   | "${kubectl[@]}" apply --server-side -f - || true
 
+echo "==> a new digest: 20% of the pods, a 5 s pause, then 60%, then a pause until promoted"
+"${kubectl[@]}" patch rollout checkout --type=merge -p \
+  '{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"registry.example/checkout@sha256:2222222222222222222222222222222222222222222222222222222222222222"}]}}}}'
+wait_phase Paused 1 && rollouts && "${kubectl[@]}" get replicasets
+wait_phase Paused 3 && rollouts && "${kubectl[@]}" get replicasets
+
+echo "==> promote (an intent in the status subresource, so GitOps never undoes it)"
+"${kubectl[@]}" patch rollout checkout --subresource=status --type=merge -p \
+  '{"status":{"userAction":{"id":"demo-promote","action":"Promote","by":"demo","time":"2026-01-01T00:00:00Z"}}}'
+wait_phase Healthy 4 && rollouts && "${kubectl[@]}" get replicasets
+
+echo "==> a tag instead of a digest is refused before anything is created"
+"${kubectl[@]}" patch rollout checkout --type=merge -p \
+  '{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"registry.example/checkout:latest"}]}}}}'
+for _ in $(seq 1 100); do
+  [ "$("${kubectl[@]}" get rollout checkout -o jsonpath='{.status.phase}')" = Degraded ] && break
+  sleep 0.2
+done
+"${kubectl[@]}" get rollout checkout -o jsonpath='{.status.message}{"\n"}'
+
 cat <<USAGE
 
-The cluster is up. In another terminal:
+The cluster and the controller are up. In another terminal:
   export KUBECONFIG=$demo_dir/cluster/kubeconfig
   $tools_dir/kubectl get rollouts
   $tools_dir/kubectl explain rollout.spec.strategy.canary
-Component logs: $demo_dir/cluster/logs/
-(The controller that walks Rollouts through their steps is not part of this build yet.)
+Logs: $demo_dir/cluster/logs/ and $demo_dir/controller.log
+(Analysis, signature verification and approvals come with the next issues.)
 USAGE
 
 if [ "${DEMO_EXIT:-0}" = 1 ]; then
