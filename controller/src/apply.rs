@@ -1,15 +1,21 @@
-//! Makes a plan real, in the order that keeps traffic safe: Service selectors first (so
-//! traffic moves to stable before anything scales down), then ReplicaSets, then deletions, then
-//! status. Every write is a server-side apply with rollgate's one field manager, forced: the
-//! controller owns these fields.
+//! Makes a plan real, in the order that keeps traffic safe: Service selectors first, then the
+//! HTTPRoute's weights (so traffic moves to stable before anything scales down), then
+//! ReplicaSets, then deletions, then status. Every write is a server-side apply with rollgate's
+//! one field manager, forced: the controller owns these fields.
 //!
-//! A Service the strategy names but that does not exist stops the plan before any ReplicaSet
-//! changes: the Rollout goes Degraded with a message naming the Service, and the controller
-//! looks again shortly (Services are not watched yet).
+//! The route's `spec.rules` is an atomic list, so applying the weights makes rollgate the owner
+//! of the whole list: the rules are sent back exactly as read, with only the two weights
+//! changed. A GitOps tool that syncs the HTTPRoute should ignore the backendRefs' weights (as
+//! with Argo Rollouts), or it will undo them until rollgate sets them again.
+//!
+//! A Service or HTTPRoute the strategy names but that does not exist (or a route that does not
+//! send the stable Service's traffic through the canary Service too) holds the plan before any
+//! ReplicaSet changes: the Rollout goes Degraded with a message naming the object, and the
+//! controller looks again when it appears (Services and HTTPRoutes are watched) or shortly.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
 use rollgate_crds::revision::REVISION_LABEL;
@@ -17,17 +23,19 @@ use rollgate_crds::rollout::{RolloutPhase, RolloutStatus};
 use serde_json::json;
 
 use crate::context::{Error, FIELD_MANAGER};
-use crate::decide::{Plan, RevisionState};
+use crate::decide::{Plan, RevisionState, RoutePlan};
 use crate::metrics::Metrics;
 use crate::replicaset;
+use crate::route::{self, Weights};
 
 /// What applying a plan came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// Everything was applied.
     Complete,
-    /// These Services do not exist; nothing but status was written.
-    MissingServices(Vec<String>),
+    /// The plan cannot be applied for this reason (a Service or HTTPRoute is missing or
+    /// unusable); nothing but status was written.
+    Held(String),
 }
 
 /// Applies `plan` for `rollout`, whose ReplicaSets were observed as `observed`.
@@ -46,16 +54,24 @@ pub async fn apply(
         rollout,
     };
     let missing = writer.services(plan).await?;
-    if !missing.is_empty() {
-        // Nothing of the plan happened: keep the status as it was, but say why.
-        let mut status = rollout.status.clone().unwrap_or_default();
-        status.phase = Some(RolloutPhase::Degraded);
-        status.message = Some(format!(
+    let held = if missing.is_empty() {
+        match &plan.route {
+            Some(route) => writer.route(route).await?,
+            None => None,
+        }
+    } else {
+        Some(format!(
             "the strategy names Services that do not exist: {}",
             missing.join(", ")
-        ));
+        ))
+    };
+    if let Some(reason) = held {
+        // Nothing that moves traffic or pods happened: keep the status as it was, but say why.
+        let mut status = rollout.status.clone().unwrap_or_default();
+        status.phase = Some(RolloutPhase::Degraded);
+        status.message = Some(reason.clone());
         writer.status(&status).await?;
-        return Ok(Applied::MissingServices(missing));
+        return Ok(Applied::Held(reason));
     }
     writer.replica_sets(plan, observed).await?;
     writer.status(&plan.status).await?;
@@ -101,6 +117,52 @@ impl Writer<'_> {
             }
         }
         Ok(missing)
+    }
+
+    /// Sets the planned weights on the HTTPRoute; returns why it cannot, if it cannot.
+    async fn route(&self, plan: &RoutePlan) -> Result<Option<String>, Error> {
+        let routes: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            self.namespace,
+            &route::http_route_resource(),
+        );
+        self.metrics.request("get");
+        let found = match routes.get_opt(&plan.http_route).await {
+            Ok(found) => found,
+            // Without the Gateway API CRDs the resource itself is unknown.
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(error) => return Err(error.into()),
+        };
+        let Some(found) = found else {
+            return Ok(Some(format!(
+                "the HTTPRoute {} named by spec.strategy.canary.trafficRouting.gatewayAPI.httpRoute does not exist",
+                plan.http_route
+            )));
+        };
+        let spec = found.data.get("spec").cloned().unwrap_or_default();
+        let weights = Weights {
+            route: &plan.http_route,
+            stable_service: &plan.stable_service,
+            canary_service: &plan.canary_service,
+            canary_weight: plan.canary_weight,
+        };
+        let rules = match route::weighted_rules(&spec, &weights) {
+            Ok(Some(rules)) => rules,
+            Ok(None) => return Ok(None),
+            Err(error) => return Ok(Some(error.to_string())),
+        };
+        let resource = route::http_route_resource();
+        let patch = json!({
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": {"name": plan.http_route},
+            "spec": {"rules": rules},
+        });
+        self.metrics.request("apply");
+        routes
+            .patch(&plan.http_route, &Self::params(), &Patch::Apply(&patch))
+            .await?;
+        Ok(None)
     }
 
     /// Scales (or creates) the planned ReplicaSets and deletes retired ones.

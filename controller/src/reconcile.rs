@@ -17,10 +17,11 @@ use rollgate_crds::revision::revision_hash;
 use crate::context::{Context, Error};
 use crate::decide::{Observed, Plan, RevisionState, decide};
 use crate::replicaset::{self, ROLLOUT_LABEL};
-use crate::{apply, gates};
+use crate::{apply, gates, invalid};
 
-/// How soon a Rollout whose Services are missing is looked at again.
-const MISSING_SERVICE_RETRY: Duration = Duration::from_secs(10);
+/// How soon a Rollout whose plan is held (a Service or HTTPRoute missing or unusable) is looked
+/// at again, should no watch event bring it back sooner.
+const HELD_PLAN_RETRY: Duration = Duration::from_secs(10);
 
 /// Reconciles one Rollout. A Rollout that cannot be read as a `Rollout` (a field the API
 /// server accepted but rollgate cannot represent) is reported with an Event and skipped: it
@@ -32,7 +33,7 @@ pub async fn reconcile(
     context.metrics.reconciles.inc();
     let mut rollout = match &guarded.0 {
         Ok(rollout) => rollout.clone(),
-        Err(invalid) => return report_invalid(&guarded, &invalid.error, &context).await,
+        Err(invalid) => return invalid::report(&guarded, &invalid.error, &context).await,
     };
     let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
     let replica_sets: Api<ReplicaSet> = Api::namespaced(context.client.clone(), &namespace);
@@ -67,9 +68,9 @@ pub async fn reconcile(
         &revisions,
     )
     .await?;
-    if let apply::Applied::MissingServices(missing) = applied {
-        tracing::warn!(rollout = %rollout.name_any(), ?missing, "Services not found; nothing applied");
-        return Ok(Action::requeue(MISSING_SERVICE_RETRY));
+    if let apply::Applied::Held(reason) = applied {
+        tracing::warn!(rollout = %rollout.name_any(), %reason, "plan held; nothing applied");
+        return Ok(Action::requeue(HELD_PLAN_RETRY));
     }
     if let Some(phase) = plan.status.phase {
         context.metrics.set_phase(
@@ -124,32 +125,6 @@ pub async fn reconcile(
     Ok(plan
         .requeue_after
         .map_or_else(Action::await_change, Action::requeue))
-}
-
-async fn report_invalid(
-    guarded: &DeserializeGuard<Rollout>,
-    error: &str,
-    context: &Context,
-) -> Result<Action, Error> {
-    let name = guarded.name_any();
-    tracing::warn!(rollout = %name, %error, "the Rollout cannot be read; skipped");
-    let kind = crate::metrics::ErrorLabels {
-        kind: "invalid_object".to_owned(),
-    };
-    context.metrics.reconcile_errors.get_or_create(&kind).inc();
-    let event = Event {
-        type_: EventType::Warning,
-        reason: "InvalidRollout".to_owned(),
-        note: Some(format!("rollgate cannot read this Rollout: {error}")),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    context.metrics.request("event");
-    context
-        .recorder
-        .publish(&event, &guarded.object_ref(&()))
-        .await?;
-    Ok(Action::await_change())
 }
 
 /// Decides the plan for `rollout` given its observed ReplicaSets.

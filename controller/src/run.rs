@@ -11,9 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::Api;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::DynamicObject;
 use kube::core::DeserializeGuard;
-use kube::runtime::{Controller, controller, watcher};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::{Api, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use rollgate_crds::Rollout;
 
@@ -22,6 +25,8 @@ use crate::context::Context;
 use crate::metrics::Metrics;
 use crate::reconcile::{error_policy, reconcile};
 use crate::replicaset::ROLLOUT_LABEL;
+use crate::route;
+use crate::watches::{self, Referent};
 
 /// Every setting an operator tunes: a flag, with an environment variable of the same meaning.
 #[derive(Debug, Clone, clap::Parser)]
@@ -138,13 +143,47 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
 async fn run_controller(client: kube::Client, context: Arc<Context>, settings: &Settings) {
     let rollouts: Api<DeserializeGuard<Rollout>> = Api::all(client.clone());
-    let replica_sets: Api<ReplicaSet> = Api::all(client);
+    let replica_sets: Api<ReplicaSet> = Api::all(client.clone());
+    // Metadata is all the mappers need: `PartialObjectMeta` watches fetch nothing else.
+    let services: Api<PartialObjectMeta<Service>> = Api::all(client.clone());
+    let route_resource = route::http_route_resource();
+    let routes: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &route_resource);
     let config = controller::Config::default().concurrency(settings.concurrency);
-    Controller::new(rollouts, watcher::Config::default())
-        .with_config(config)
+    let controller = Controller::new(rollouts, watcher::Config::default()).with_config(config);
+    let service_store = controller.store();
+    let route_store = controller.store();
+    // Both watches store nothing. Without the Gateway API CRDs the
+    // route watch fails and retries with backoff, and picks the routes up once they exist.
+    let service_changes = watcher(services, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let route_changes = watcher(routes, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    controller
         .owns(
             replica_sets,
             watcher::Config::default().labels(ROLLOUT_LABEL),
+        )
+        .watches_stream(service_changes, move |service| {
+            let name = service.name_any();
+            watches::rollouts_naming(
+                &service_store,
+                service.namespace().as_deref(),
+                Referent::Service(&name),
+            )
+        })
+        .watches_stream_with(
+            route_changes,
+            move |route| {
+                let name = route.name_any();
+                watches::rollouts_naming(
+                    &route_store,
+                    route.namespace().as_deref(),
+                    Referent::HttpRoute(&name),
+                )
+            },
+            route_resource,
         )
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {

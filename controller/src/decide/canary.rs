@@ -295,7 +295,9 @@ fn step_kind(step: &CanaryStep) -> String {
 }
 
 /// The ReplicaSet scales for `weight`, paced within surge and unavailability: the canary's
-/// first, then the stable revision's. `settle_now` skips pacing (used when nothing serves yet).
+/// first, then the stable revision's. `paced: false` skips pacing. With a router the stable
+/// revision keeps every pod and the canary's pods come on top (the route, not the pod count,
+/// splits the traffic), so surge and unavailability do not apply, as in Argo Rollouts.
 fn scale(
     observed: &Observed<'_>,
     canary: &CanaryStrategy,
@@ -306,7 +308,7 @@ fn scale(
     let desired = observed.rollout.spec.desired_replicas();
     let routed = canary.traffic_routing.is_some();
     let targets = replicas::targets(desired, weight, routed);
-    let next = if paced {
+    let next = if paced && !routed {
         let current = |revision: &str| {
             revision_state(observed, revision)
                 .map(|state| Current {
@@ -375,7 +377,12 @@ fn in_progress(
     weight: i32,
 ) -> Plan {
     let observed = decision.observed;
-    decision.status.canary_weight = Some(weight);
+    let traffic_weight = if canary.traffic_routing.is_some() {
+        routed_weight(observed, decision.old.canary_weight.unwrap_or(0), weight)
+    } else {
+        weight
+    };
+    decision.status.canary_weight = Some(traffic_weight);
     decision.condition(
         condition_types::HEALTHY,
         false,
@@ -384,7 +391,25 @@ fn in_progress(
     );
     let replica_sets = scale(observed, canary, stable, weight, true);
     let services = services(canary, stable, observed.desired_revision);
-    decision.finish(replica_sets, services, route(canary, weight))
+    decision.finish(replica_sets, services, route(canary, traffic_weight))
+}
+
+/// With a router, the weight the route may carry now: a lower weight at once (traffic leaves
+/// the canary before it shrinks), a higher one only once the canary has the pods to serve it,
+/// so the route never sends traffic to pods that are not there.
+fn routed_weight(observed: &Observed<'_>, routed_now: i32, step_weight: i32) -> i32 {
+    if step_weight <= routed_now {
+        return step_weight;
+    }
+    let needed =
+        replicas::targets(observed.rollout.spec.desired_replicas(), step_weight, true).canary;
+    let available =
+        revision_state(observed, observed.desired_revision).map_or(0, |state| state.available);
+    if available >= needed {
+        step_weight
+    } else {
+        routed_now
+    }
 }
 
 /// An aborted canary: all traffic to stable first, the canary scaled down.

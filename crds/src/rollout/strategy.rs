@@ -51,7 +51,8 @@ pub struct CanaryStrategy {
     pub analysis: Option<AnalysisStep>,
 
     /// Pods above the desired count allowed while scaling, as a number or a percentage of the
-    /// desired count. Defaults to 25%.
+    /// desired count. Defaults to 25%. Not used with trafficRouting: the stable revision then
+    /// keeps every pod and the canary's pods come on top.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 8))]
     #[x_kube(validation = kube::core::Rule::new("type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')")
@@ -59,7 +60,7 @@ pub struct CanaryStrategy {
     pub max_surge: Option<IntOrString>,
 
     /// Pods below the desired count allowed while scaling, as a number or a percentage of the
-    /// desired count. Defaults to 25%.
+    /// desired count. Defaults to 25%. Not used with trafficRouting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 8))]
     #[x_kube(validation = kube::core::Rule::new("type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')")

@@ -142,14 +142,22 @@ impl Cluster {
             .context("run kubectl")
     }
 
-    /// Applies rollgate's generated CRDs (`crds/yaml`) and waits until they are established.
+    /// Applies rollgate's generated CRDs (`crds/yaml`) and the Gateway API CRDs (generated from
+    /// the `gateway-api` crate), and waits until they are established.
     pub fn install_crds(&self) -> Result<()> {
-        let crds = tools::workspace_root().join("crds/yaml");
-        let crds = crds.to_str().context("crds path is not UTF-8")?;
+        self.apply_crds(&tools::workspace_root().join("crds/yaml"))?;
+        let gateway_api = self.dir().join("gateway-api-crds");
+        crate::gateway_api::write_crds(&gateway_api)?;
+        self.apply_crds(&gateway_api)
+    }
+
+    /// Applies the CRDs in `path` (a file or a directory) and waits until they are established.
+    pub fn apply_crds(&self, path: &Path) -> Result<()> {
+        let crds = path.to_str().context("CRD path is not UTF-8")?;
         let applied = self.kubectl(&["apply", "--server-side", "--force-conflicts", "-f", crds])?;
         if !applied.status.success() {
             bail!(
-                "kubectl apply of the CRDs: {}",
+                "kubectl apply of the CRDs in {crds}: {}",
                 String::from_utf8_lossy(&applied.stderr)
             );
         }
@@ -169,7 +177,7 @@ impl Cluster {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "the CRDs were not established: {}",
+                    "the CRDs in {crds} were not established: {}",
                     String::from_utf8_lossy(&waited.stderr)
                 );
             }

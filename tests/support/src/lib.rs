@@ -14,6 +14,7 @@
 
 pub mod cluster;
 pub mod controller;
+pub mod gateway_api;
 pub mod manifests;
 pub mod namespace;
 pub mod process;

@@ -120,6 +120,38 @@ fn with_a_router_the_route_carries_the_weight_and_stable_keeps_its_pods() {
     );
 }
 
+#[test]
+fn with_a_router_traffic_moves_to_the_canary_only_once_its_pods_are_available() {
+    let mut world = four_step_canary(true);
+    world.pods_become_available = false;
+    world.deploy("v2");
+    world.settle();
+    let plan = world.decide();
+    assert_eq!(
+        plan.route.as_ref().map(|route| route.canary_weight),
+        Some(0),
+        "no canary pod is available yet: the route keeps all traffic on stable"
+    );
+    assert_eq!(world.status().canary_weight, Some(0));
+    assert_eq!(world.scale(), [pair("v1", 4), pair("v2", 1)]);
+
+    world.pods_become_available = true;
+    world.step();
+    world.settle();
+    assert_eq!(
+        world.decide().route.map(|route| route.canary_weight),
+        Some(25)
+    );
+    assert_eq!(world.status().canary_weight, Some(25));
+
+    // Going down needs no pods: an abort takes traffic back at once.
+    world.pods_become_available = false;
+    world.act(UserActionKind::Abort, "alice");
+    let plan = world.step();
+    assert_eq!(plan.route.map(|route| route.canary_weight), Some(0));
+    assert_eq!(world.phase(), RolloutPhase::Aborted);
+}
+
 fn gated(step: serde_json::Value) -> World {
     World::stable(rollout(
         json!({"canary": {"steps": [{"setWeight": 50}, step, {"setWeight": 100}]}}),

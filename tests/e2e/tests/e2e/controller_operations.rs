@@ -282,7 +282,8 @@ async fn a_rollout_the_controller_cannot_read_is_reported_and_does_not_stall_the
         if let Some(event) = found {
             let note = event.note.unwrap_or_default();
             assert!(
-                note.contains("cannot read this Rollout") && note.contains("\"ten\""),
+                note.contains("cannot read this Rollout: spec.revisionHistoryLimit: ")
+                    && note.contains("\"ten\""),
                 "{note}"
             );
             return Ok(());

@@ -7,5 +7,6 @@ mod crd_validation;
 mod fixtures;
 mod identity;
 mod rollout_canary;
+mod rollout_routing;
 mod rollout_scenarios;
 mod rollouts;
