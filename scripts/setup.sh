@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything rollgate's tests and demo need, on a fresh Debian machine or an old one:
 # Debian packages (Prometheus, the CNCF distribution registry), the Go-built local cluster
-# (which is also kubectl), and the Rust build. Idempotent: what is present and current is kept.
+# (which is also kubectl), the client tools the tests run (cosign), and the Rust build.
+# Idempotent: what is present and current is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,22 @@ if [ ! -x "$binary" ] || [ "$newest_source" -nt "$binary" ]; then
   log "built $binary in $(( $(date +%s) - start )) s"
 fi
 ln -sf rollgate-cluster "$tools_dir/kubectl"
+
+# --- Client tools from their own Go modules (tests/tools/<tool>: go.mod pins the version) ----
+# build_tool <name> <main package>: builds tests/tools/<name> into $tools_dir/<name> when the
+# binary is missing or older than the module's go.mod/go.sum.
+build_tool() {
+  local name=$1 package=$2 binary="$tools_dir/$1"
+  local newest
+  newest=$(ls -t "tests/tools/$name/go.mod" "tests/tools/$name/go.sum" | head -n 1)
+  if [ ! -x "$binary" ] || [ "$newest" -nt "$binary" ]; then
+    log "building $name (cold: minutes on 2 cores; cached: seconds)"
+    start=$(date +%s)
+    (cd "tests/tools/$name" && go build -trimpath -ldflags "-s -w" -o "$binary" "$package")
+    log "built $binary in $(( $(date +%s) - start )) s"
+  fi
+}
+build_tool cosign github.com/sigstore/cosign/v3/cmd/cosign
 
 # --- The Rust workspace -----------------------------------------------------------------------
 log "building the Rust workspace"

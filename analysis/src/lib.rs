@@ -1,5 +1,25 @@
 //! The rollgate analysis service: the AnalysisService gRPC server, the Prometheus client,
 //! condition evaluation and the statistics (judges).
 //!
-//! This crate is the place for that work (issue #4); the foundation provides its gRPC API in
-//! `rollgate-proto`.
+//! - [`templating`]: `{{args.<name>}}` and `{{revision.canary|stable}}` in queries.
+//! - [`prometheus`]: instant and range queries with a timeout (`prometheus-http-query`).
+//! - [`condition`]: CEL success/failure conditions over `result`, with Argo's semantics.
+//! - [`judge`]: the statistics behind `Compare` (Mann-Whitney, Kayenta scoring, mixture SPRT).
+//! - [`sequential`]: `Compare` with a stateless mixture SPRT over Prometheus counters.
+//! - [`service`], `Evaluate` and `Compare`: the gRPC service; bad requests are
+//!   `InvalidArgument`, Prometheus failures are an `ERROR` verdict, never a pass.
+//! - [`metrics`], [`admin`], [`run`]: `/metrics`, `/live`, `/ready`, settings and shutdown.
+
+pub mod admin;
+mod comparison;
+pub mod condition;
+mod evaluate;
+pub mod judge;
+pub mod metrics;
+pub mod prometheus;
+pub mod run;
+pub mod sequential;
+pub mod service;
+pub mod templating;
+
+pub use service::Analysis;

@@ -1,4 +1,13 @@
 //! `kubectl-rollgate`, the kubectl plugin to query and drive rollouts.
 //!
-//! This crate is the place for that work (issue #6); it builds on the API types in
-//! `rollgate-crds`.
+//! The binary (`src/main.rs`) talks to the API server with the user's kubeconfig; this library
+//! holds the parts that need no cluster, each unit-tested: the offline manifest [`lint`], the
+//! text [`render`]ing of tables and the status view, and the [`user_action`] requests written to
+//! a Rollout's status.
+
+pub mod lint;
+pub mod render;
+pub mod user_action;
+
+/// The field manager of every write the plugin makes.
+pub const FIELD_MANAGER: &str = "kubectl-rollgate";

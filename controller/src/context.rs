@@ -5,6 +5,7 @@ use std::sync::Arc;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::metrics::Metrics;
+use crate::verification::ImageVerification;
 
 /// The field manager of every write rollgate makes.
 pub const FIELD_MANAGER: &str = "rollgate-controller";
@@ -17,6 +18,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Exported metrics.
     pub metrics: Arc<Metrics>,
+    /// Signature verification, unless it is off (`--image-verification=off`).
+    pub verification: Option<ImageVerification>,
 }
 
 impl Context {
@@ -30,6 +33,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            verification: None,
         }
     }
 }
@@ -46,6 +50,9 @@ pub enum Error {
     /// The Rollout lacks a namespace (it is namespaced; this is a malformed object).
     #[error("the Rollout has no namespace")]
     NoNamespace,
+    /// An AnalysisRun's lifecycle refused its input (a metric duration that does not parse).
+    #[error("analysis run: {0}")]
+    Lifecycle(#[from] rollgate_crds::analysis::lifecycle::LifecycleError),
 }
 
 impl Error {
@@ -55,6 +62,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::RevisionHash(_) => "revision_hash",
             Error::NoNamespace => "no_namespace",
+            Error::Lifecycle(_) => "analysis_lifecycle",
         }
     }
 }

@@ -1,9 +1,10 @@
-//! What the gates report for a revision, as far as this build computes them.
+//! What the gates report for a revision.
 //!
 //! Image references must be pinned by digest (`name@sha256:<64 hex>`); anything else is refused
 //! before anything is created, with Binary Authorization's wording. Signature verification
-//! against an ImagePolicy, approvals and analysis results are reported by the issues that add
-//! them; until then approvals and analyses are pending, so approval and analysis steps wait.
+//! ([`crate::verification`]) and analysis results ([`crate::analysis`]) are reached by the
+//! reconciler and passed in; approvals are pending until the approval gate plugs in, so
+//! approval steps wait.
 
 use std::collections::BTreeMap;
 
@@ -43,8 +44,9 @@ pub fn template_images(rollout: &Rollout) -> Vec<ContainerImage> {
         .collect()
 }
 
-/// The gate inputs for the desired revision.
-pub fn observe(rollout: &Rollout, images: &[ContainerImage]) -> GateInputs {
+/// The digest-pinning rule over a template's images: refused, naming every image that is not
+/// pinned, or passed.
+pub fn pinning(images: &[ContainerImage]) -> Verification {
     let refused: Vec<String> = images
         .iter()
         .filter(|image| !pinned_by_digest(&image.image))
@@ -55,11 +57,15 @@ pub fn observe(rollout: &Rollout, images: &[ContainerImage]) -> GateInputs {
             )
         })
         .collect();
-    let verification = if refused.is_empty() {
+    if refused.is_empty() {
         Verification::Passed
     } else {
         Verification::Refused(refused.join("; "))
-    };
+    }
+}
+
+/// The gate inputs for the desired revision, with the verification verdict already reached.
+pub fn observe(rollout: &Rollout, verification: Verification) -> GateInputs {
     let required = rollout
         .spec
         .approval

@@ -6,8 +6,10 @@
 //! step; the reconciler fetches its inputs and applies its plan.
 
 pub mod admin;
+pub mod analysis;
 pub mod apply;
 pub mod context;
+pub mod controllers;
 pub mod decide;
 pub mod gates;
 pub mod invalid;
@@ -16,4 +18,5 @@ pub mod reconcile;
 pub mod replicaset;
 pub mod route;
 pub mod run;
+pub mod verification;
 pub mod watches;

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub step_duration: Histogram,
     /// 1 while this instance holds the leader lease.
     pub leader: Gauge,
+    /// Analysis measurements taken, by outcome.
+    pub measurements: Family<PhaseLabels, Counter>,
     phases: Mutex<BTreeMap<String, String>>,
 }
 
@@ -81,8 +83,15 @@ impl Default for Metrics {
             "1 while this instance holds the leader lease",
             leader.clone(),
         );
+        let measurements = Family::<PhaseLabels, Counter>::default();
+        registry.register(
+            "analysis_measurements",
+            "Analysis measurements taken, by outcome (Successful, Failed, Inconclusive, Error)",
+            measurements.clone(),
+        );
         Metrics {
             registry,
+            measurements,
             reconciles,
             reconcile_errors,
             api_requests,
@@ -95,6 +104,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts one analysis measurement with outcome `phase`.
+    pub fn measurement(&self, phase: &str) {
+        self.measurements
+            .get_or_create(&PhaseLabels {
+                phase: phase.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts one API request.
     pub fn request(&self, verb: &str) {
         self.api_requests

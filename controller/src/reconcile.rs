@@ -12,11 +12,16 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
+use rollgate_crds::RolloutStatus;
+use rollgate_crds::analysis::{AnalysisRun, RunRevisions};
 use rollgate_crds::revision::revision_hash;
+use rollgate_crds::rollout::{ContainerImage, RolloutPhase, condition_types};
 
+use crate::analysis::{observe, runner};
 use crate::context::{Context, Error};
-use crate::decide::{Observed, Plan, RevisionState, decide};
+use crate::decide::{Observed, Plan, RevisionState, Verification, actions, decide};
 use crate::replicaset::{self, ROLLOUT_LABEL};
+use crate::verification;
 use crate::{apply, gates, invalid};
 
 /// How soon a Rollout whose plan is held (a Service or HTTPRoute missing or unusable) is looked
@@ -47,8 +52,25 @@ pub async fn reconcile(
         .iter()
         .filter_map(|rs| replicaset::observe(&rollout, rs))
         .collect();
+    let runs = if runner::uses_analysis(&rollout) {
+        runner::list(&context.client, &context.metrics, &rollout).await?
+    } else {
+        Vec::new()
+    };
+    let desired_revision = revision_hash(&rollout.spec.template)?;
+    let images = gates::template_images(&rollout);
+    let verified = verify(&context, &rollout, &desired_revision, &images).await?;
+    let verification = verified
+        .as_ref()
+        .map_or_else(|| gates::pinning(&images), |verified| verified.gate.clone());
 
-    let mut plan = plan_for(&rollout, &revisions)?;
+    let mut plan = plan_for(
+        &rollout,
+        &desired_revision,
+        &revisions,
+        &runs,
+        &verification,
+    );
     if !plan.transitions.is_empty() {
         // A transition is recorded once: decide it on the latest Rollout, not on a cache that
         // may not yet hold this controller's previous status write.
@@ -57,9 +79,16 @@ pub async fn reconcile(
         let latest = rollouts.get(&rollout.name_any()).await?;
         if latest.resource_version() != rollout.resource_version() {
             rollout = latest;
-            plan = plan_for(&rollout, &revisions)?;
+            plan = plan_for(
+                &rollout,
+                &desired_revision,
+                &revisions,
+                &runs,
+                &verification,
+            );
         }
     }
+    start_analyses(&context, &rollout, &desired_revision, &mut plan).await?;
     let applied = apply::apply(
         &context.client,
         &context.metrics,
@@ -72,6 +101,26 @@ pub async fn reconcile(
         tracing::warn!(rollout = %rollout.name_any(), %reason, "plan held; nothing applied");
         return Ok(Action::requeue(HELD_PLAN_RETRY));
     }
+    if let Some(verified) = &verified
+        && verification_changed(rollout.status.as_ref(), &plan)
+    {
+        verification::report(
+            &context.recorder,
+            &context.metrics,
+            &rollout,
+            &verified.verdict,
+        )
+        .await;
+    }
+    runner::terminate_stale(
+        &context.client,
+        &context.metrics,
+        &runs,
+        &desired_revision,
+        plan.status.attempt.unwrap_or(0),
+        plan.status.phase,
+    )
+    .await?;
     if let Some(phase) = plan.status.phase {
         context.metrics.set_phase(
             format!("{namespace}/{}", rollout.name_any()),
@@ -122,24 +171,114 @@ pub async fn reconcile(
             tracing::warn!(%error, "could not publish an event");
         }
     }
-    Ok(plan
-        .requeue_after
-        .map_or_else(Action::await_change, Action::requeue))
+    let retry = verified.and_then(|verified| verified.retry_after);
+    let requeue = match (plan.requeue_after, retry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Decides the plan for `rollout` given its observed ReplicaSets.
-fn plan_for(rollout: &Rollout, revisions: &[RevisionState]) -> Result<Plan, Error> {
-    let desired_revision = revision_hash(&rollout.spec.template)?;
+/// Verifies the desired revision's images against their ImagePolicies, when verification is
+/// on and the revision needs it: not when an image is not even pinned (the pinning rule refuses
+/// it first), nor for the stable revision (it was verified when it rolled out, so a rollback
+/// is not held by a registry).
+async fn verify(
+    context: &Context,
+    rollout: &Rollout,
+    desired_revision: &str,
+    images: &[ContainerImage],
+) -> Result<Option<verification::Verified>, Error> {
+    let Some(service) = &context.verification else {
+        return Ok(None);
+    };
+    let stable = rollout
+        .status
+        .as_ref()
+        .and_then(|status| status.stable_revision.as_deref());
+    if stable == Some(desired_revision) || gates::pinning(images) != Verification::Passed {
+        return Ok(None);
+    }
+    Ok(Some(
+        service
+            .verify(&context.client, &context.metrics, rollout, images)
+            .await?,
+    ))
+}
+
+/// Whether the plan shows a verification result the Rollout did not show before (a new
+/// revision, or the Verified condition changed): then the per-image Events are published.
+fn verification_changed(old: Option<&RolloutStatus>, plan: &Plan) -> bool {
+    let verified = |status: &RolloutStatus| {
+        status
+            .conditions
+            .iter()
+            .find(|condition| condition.type_ == condition_types::VERIFIED)
+            .map(|condition| (condition.status.clone(), condition.message.clone()))
+    };
+    let revision_changed = old.and_then(|status| status.current_revision.as_ref())
+        != plan.status.current_revision.as_ref();
+    revision_changed || old.and_then(verified) != verified(&plan.status)
+}
+
+/// Decides the plan for `rollout` given its observed ReplicaSets and AnalysisRuns.
+fn plan_for(
+    rollout: &Rollout,
+    desired_revision: &str,
+    revisions: &[RevisionState],
+    runs: &[AnalysisRun],
+    verification: &Verification,
+) -> Plan {
     let images = gates::template_images(rollout);
-    let gate_inputs = gates::observe(rollout, &images);
-    Ok(decide(&Observed {
+    let mut gate_inputs = gates::observe(rollout, verification.clone());
+    let status = rollout.status.clone().unwrap_or_default();
+    let attempt = actions::attempt_for_gates(&status, desired_revision);
+    gate_inputs.analyses = observe::outcomes(runs, desired_revision, attempt);
+    decide(&Observed {
         rollout,
-        desired_revision: &desired_revision,
+        desired_revision,
         desired_images: &images,
         revisions,
         gates: &gate_inputs,
         now: Timestamp::now(),
-    }))
+    })
+}
+
+/// Creates the AnalysisRuns the plan starts. One that cannot start (a missing template or
+/// argument) makes the Rollout Degraded with the reason, and is tried again shortly; its step
+/// keeps waiting, since only a Successful run lets it pass.
+async fn start_analyses(
+    context: &Context,
+    rollout: &Rollout,
+    desired_revision: &str,
+    plan: &mut Plan,
+) -> Result<(), Error> {
+    if plan.start_analyses.is_empty() {
+        return Ok(());
+    }
+    let revisions = RunRevisions {
+        canary: desired_revision.to_owned(),
+        stable: plan
+            .status
+            .stable_revision
+            .clone()
+            .filter(|stable| stable != desired_revision),
+    };
+    let problems = runner::start(
+        &context.client,
+        &context.metrics,
+        rollout,
+        &plan.start_analyses,
+        &revisions,
+        plan.status.attempt.unwrap_or(0),
+    )
+    .await?;
+    if !problems.is_empty() {
+        plan.status.phase = Some(RolloutPhase::Degraded);
+        plan.status.message = Some(format!("analysis cannot start: {}", problems.join("; ")));
+        plan.requeue_after = Some(HELD_PLAN_RETRY);
+    }
+    Ok(())
 }
 
 /// Transient errors are retried with a short delay; the controller's own backoff grows it.

@@ -9,24 +9,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::DynamicObject;
-use kube::core::DeserializeGuard;
-use kube::core::PartialObjectMeta;
-use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
-use kube::{Api, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
-use rollgate_crds::Rollout;
 
 use crate::admin::{self, AdminState};
 use crate::context::Context;
+use crate::controllers;
 use crate::metrics::Metrics;
-use crate::reconcile::{error_policy, reconcile};
-use crate::replicaset::ROLLOUT_LABEL;
-use crate::route;
-use crate::watches::{self, Referent};
+use crate::verification::{ImageVerification, VerificationMode};
+use futures::StreamExt;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use rollgate_crds::ImagePolicy;
+use rollgate_verify::{Verifier, VerifierConfig};
 
 /// Every setting an operator tunes: a flag, with an environment variable of the same meaning.
 #[derive(Debug, Clone, clap::Parser)]
@@ -60,6 +54,26 @@ pub struct Settings {
     /// Rollouts reconciled at once.
     #[arg(long, env = "ROLLGATE_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+    /// The AnalysisService (the analysis service's gRPC endpoint), for example
+    /// `http://rollgate-analysis:50051`. Without it, every analysis measurement is an error, so
+    /// analyses never pass.
+    #[arg(long, env = "ROLLGATE_ANALYSIS_ADDR")]
+    pub analysis_addr: Option<String>,
+    /// Verify image signatures and attestations against ImagePolicies (`enforce`), or keep
+    /// only the digest-pinning rule (`off`, for clusters whose admission already verifies).
+    #[arg(
+        long,
+        env = "ROLLGATE_IMAGE_VERIFICATION",
+        value_enum,
+        default_value = "enforce"
+    )]
+    pub image_verification: VerificationMode,
+    /// Registries (`host:port`) reached over plain HTTP instead of HTTPS, comma-separated.
+    #[arg(long, env = "ROLLGATE_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+    /// Seconds allowed to verify one image, every registry read included.
+    #[arg(long, env = "ROLLGATE_VERIFY_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub verify_timeout_seconds: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "ROLLGATE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -67,6 +81,9 @@ pub struct Settings {
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // One crypto provider (ring) for every rustls client and server in the process, whichever
+    // TLS features the build happens to unify (with two, rustls cannot choose and refuses).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
@@ -75,17 +92,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ready: ready.clone(),
     };
     let admin = tokio::spawn(admin::serve(settings.admin_addr, admin_state));
-    let context = Arc::new(Context::new(
-        client.clone(),
-        settings.instance.clone(),
-        metrics.clone(),
-    ));
+    let mut context = Context::new(client.clone(), settings.instance.clone(), metrics.clone());
+    if settings.image_verification == VerificationMode::Enforce {
+        context.verification = Some(image_verification(client.clone(), &settings).await);
+    }
+    let context = Arc::new(context);
 
     if !settings.leader_election {
         ready.store(true, Ordering::Relaxed);
         metrics.leader.set(1);
         tokio::select! {
-            () = run_controller(client, context, &settings) => {}
+            () = controllers::run(client, context, &settings) => {}
             () = shutdown_signal() => {}
         }
         admin.abort();
@@ -122,7 +139,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            () = run_controller(client.clone(), context.clone(), &settings) => break 'lead,
+            () = controllers::run(client.clone(), context.clone(), &settings) => break 'lead,
             () = lost => {
                 tracing::warn!(instance = %settings.instance, "lost the leader lease: the controller stops");
                 metrics.leader.set(0);
@@ -141,57 +158,27 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_controller(client: kube::Client, context: Arc<Context>, settings: &Settings) {
-    let rollouts: Api<DeserializeGuard<Rollout>> = Api::all(client.clone());
-    let replica_sets: Api<ReplicaSet> = Api::all(client.clone());
-    // Metadata is all the mappers need: `PartialObjectMeta` watches fetch nothing else.
-    let services: Api<PartialObjectMeta<Service>> = Api::all(client.clone());
-    let route_resource = route::http_route_resource();
-    let routes: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &route_resource);
-    let config = controller::Config::default().concurrency(settings.concurrency);
-    let controller = Controller::new(rollouts, watcher::Config::default()).with_config(config);
-    let service_store = controller.store();
-    let route_store = controller.store();
-    // Both watches store nothing. Without the Gateway API CRDs the
-    // route watch fails and retries with backoff, and picks the routes up once they exist.
-    let service_changes = watcher(services, watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
-    let route_changes = watcher(routes, watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
-    controller
-        .owns(
-            replica_sets,
-            watcher::Config::default().labels(ROLLOUT_LABEL),
-        )
-        .watches_stream(service_changes, move |service| {
-            let name = service.name_any();
-            watches::rollouts_naming(
-                &service_store,
-                service.namespace().as_deref(),
-                Referent::Service(&name),
-            )
-        })
-        .watches_stream_with(
-            route_changes,
-            move |route| {
-                let name = route.name_any();
-                watches::rollouts_naming(
-                    &route_store,
-                    route.namespace().as_deref(),
-                    Referent::HttpRoute(&name),
-                )
-            },
-            route_resource,
-        )
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "reconcile error");
-            }
-        })
-        .await;
+/// The verifier and a reflector of every ImagePolicy, synced before any reconcile: a Rollout
+/// verified against an empty store would be refused for want of a policy.
+async fn image_verification(client: kube::Client, settings: &Settings) -> ImageVerification {
+    let mut config = VerifierConfig::default();
+    config.connection.insecure_registries = settings.insecure_registries.clone();
+    config.image_timeout = std::time::Duration::from_secs(settings.verify_timeout_seconds);
+    let (policies, writer) = reflector::store::<ImagePolicy>();
+    let stream = reflector(
+        writer,
+        watcher(Api::<ImagePolicy>::all(client), watcher::Config::default()).default_backoff(),
+    )
+    .applied_objects();
+    tokio::spawn(stream.for_each(|_| std::future::ready(())));
+    tracing::info!("waiting for the ImagePolicies");
+    if policies.wait_until_ready().await.is_err() {
+        tracing::error!("the ImagePolicy reflector stopped before it synced");
+    }
+    ImageVerification {
+        verifier: Verifier::new(config),
+        policies,
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

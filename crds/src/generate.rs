@@ -62,7 +62,15 @@ pub fn custom_resource_definitions() -> Vec<CustomResourceDefinition> {
             }
         }
     }
-    vec![rollout]
+    vec![
+        rollout,
+        crate::ImagePolicy::crd(),
+        crate::AnalysisTemplate::crd(),
+        crate::ClusterAnalysisTemplate::crd(),
+        crate::AnalysisRun::crd(),
+        crate::Approval::crd(),
+        crate::AuditRecord::crd(),
+    ]
 }
 
 /// The most labels a Rollout's selector or pod template may carry.

@@ -7,11 +7,24 @@
 //! carries the validation (OpenAPI bounds and CEL rules) so the API server rejects a bad spec
 //! with a message that names the field.
 
+pub mod analysis;
+pub mod approval;
+pub mod audit;
 pub mod duration;
 pub mod generate;
+pub mod image_policy;
+pub mod policies;
+pub mod requester;
 pub mod revision;
 pub mod rollout;
 
+pub use analysis::{
+    AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec,
+    ClusterAnalysisTemplate,
+};
+pub use approval::{Approval, ApprovalSpec};
+pub use audit::{AuditRecord, AuditRecordSpec};
+pub use image_policy::{ImagePolicy, ImagePolicySpec};
 pub use rollout::{Rollout, RolloutSpec, RolloutStatus};
 
 /// The API group of every rollgate resource.

@@ -98,8 +98,8 @@ async fn main() -> anyhow::Result<()> {
     let controller = ControllerProcess::start(
         &cluster,
         &ControllerOptions {
-            name: "fleet".into(),
             lease_duration_seconds: 15,
+            ..ControllerOptions::named("fleet")
         },
     )?;
 

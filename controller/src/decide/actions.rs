@@ -33,3 +33,15 @@ pub fn pending(status: &RolloutStatus) -> Option<PendingAction> {
 pub fn is(pending: Option<&PendingAction>, kind: UserActionKind) -> bool {
     pending.is_some_and(|action| action.kind == kind)
 }
+
+/// The attempt whose gate results a decision on `status` for `desired_revision` must see: a new
+/// revision starts at attempt 0, and a pending retry of an aborted rollout starts the next
+/// attempt in this very decision, so the verdicts of the aborted attempt no longer count.
+pub fn attempt_for_gates(status: &RolloutStatus, desired_revision: &str) -> i32 {
+    if status.current_revision.as_deref() != Some(desired_revision) {
+        return 0;
+    }
+    let attempt = status.attempt.unwrap_or(0);
+    let retrying = status.abort.is_some() && is(pending(status).as_ref(), UserActionKind::Retry);
+    if retrying { attempt + 1 } else { attempt }
+}

@@ -16,7 +16,7 @@
 //! - Abort sends traffic to stable first: the route weight and Service selectors change in the
 //!   same plan, and the apply step writes them before it scales ReplicaSets.
 
-mod actions;
+pub mod actions;
 mod blue_green;
 mod canary;
 mod conditions;

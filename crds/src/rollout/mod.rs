@@ -4,6 +4,7 @@
 //! it applied) are applied by the helper methods here: `replicas` 1, `revisionHistoryLimit` 10,
 //! `progressDeadlineSeconds` 600.
 
+pub mod intents;
 mod policy;
 mod status;
 mod strategy;

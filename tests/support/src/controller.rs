@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use anyhow::{Context, Result, bail};
 
 use crate::Cluster;
+use crate::analysis::AnalysisServer;
 use crate::tools::workspace_root;
 
 /// A running controller process; dropping it kills the process.
@@ -23,6 +24,14 @@ pub struct ControllerOptions {
     pub name: String,
     /// Seconds the leader Lease stays valid without renewal.
     pub lease_duration_seconds: u64,
+    /// The AnalysisService's URL (`ROLLGATE_ANALYSIS_ADDR`), if analyses should run.
+    pub analysis_addr: Option<String>,
+    /// Verify signatures against ImagePolicies (`ROLLGATE_IMAGE_VERIFICATION=enforce`). Off by
+    /// default here: the rollout-mechanics tests use fake digests that no registry holds; the
+    /// verification tests turn it on, on a cluster of their own.
+    pub verify_images: bool,
+    /// Registries reached over plain HTTP (`ROLLGATE_INSECURE_REGISTRIES`).
+    pub insecure_registries: Vec<String>,
 }
 
 impl ControllerOptions {
@@ -31,6 +40,9 @@ impl ControllerOptions {
         ControllerOptions {
             name: name.to_owned(),
             lease_duration_seconds: 4,
+            analysis_addr: None,
+            verify_images: false,
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -81,7 +93,22 @@ impl ControllerProcess {
         let log = cluster.dir().join(format!("{name}.log"));
         let file =
             std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
-        let child = Command::new(crate::tools::cluster_binary()?)
+        let mut command = Command::new(crate::tools::cluster_binary()?);
+        if let Some(address) = &options.analysis_addr {
+            command.env("ROLLGATE_ANALYSIS_ADDR", address);
+        }
+        let verification = if options.verify_images {
+            "enforce"
+        } else {
+            "off"
+        };
+        command
+            .env("ROLLGATE_IMAGE_VERIFICATION", verification)
+            .env(
+                "ROLLGATE_INSECURE_REGISTRIES",
+                options.insecure_registries.join(","),
+            );
+        let child = command
             .arg("supervise")
             .arg("--")
             .arg(&binary)
@@ -170,14 +197,28 @@ static SHARED: OnceLock<std::result::Result<ControllerProcess, String>> = OnceLo
 /// One controller for every test of this process, against the shared cluster.
 pub fn shared_controller() -> &'static ControllerProcess {
     let started = SHARED.get_or_init(|| {
-        ControllerProcess::start(
-            crate::shared_cluster(),
-            &ControllerOptions::named("controller-shared"),
-        )
-        .map_err(|error| format!("{error:#}"))
+        let analysis = shared_analysis_server().map_err(|error| format!("{error:#}"))?;
+        let options = ControllerOptions {
+            analysis_addr: Some(analysis.grpc_url()),
+            ..ControllerOptions::named("controller-shared")
+        };
+        ControllerProcess::start(crate::shared_cluster(), &options)
+            .map_err(|error| format!("{error:#}"))
     });
     match started {
         Ok(controller) => controller,
         Err(error) => panic!("the controller could not start: {error}"),
+    }
+}
+
+static SHARED_ANALYSIS: OnceLock<std::result::Result<AnalysisServer, String>> = OnceLock::new();
+
+/// The analysis service the shared controller measures through, started once per test process.
+pub fn shared_analysis_server() -> Result<&'static AnalysisServer> {
+    let started = SHARED_ANALYSIS
+        .get_or_init(|| AnalysisServer::start().map_err(|error| format!("{error:#}")));
+    match started {
+        Ok(server) => Ok(server),
+        Err(error) => bail!("the analysis service could not start: {error}"),
     }
 }

@@ -7,23 +7,32 @@
 //! - [`prometheus`] and [`registry`]: Debian's Prometheus and the CNCF distribution registry
 //!   (`docker-registry`), each on a free loopback port, each a handle that stops its process when
 //!   dropped.
+//! - [`demo_app`] and [`analysis`]: the workspace's demo workload (one process per revision,
+//!   with a load generator) and analysis service, built from the workspace on first use.
 //!
 //! Every long-lived process is started through the cluster binary's `supervise` command (or
 //! `up --exit-with-parent`), which stops it when the test process exits, however the run ends:
 //! no process outlives the tests.
 
+pub mod analysis;
 pub mod cluster;
 pub mod controller;
+pub mod cosign;
+pub mod demo_app;
 pub mod gateway_api;
 pub mod manifests;
 pub mod namespace;
+pub mod oci_push;
 pub mod process;
 pub mod prometheus;
 pub mod registry;
+pub mod signing;
 pub mod tools;
 
+pub use analysis::AnalysisServer;
 pub use cluster::{Cluster, shared_cluster};
 pub use controller::{ControllerOptions, ControllerProcess, shared_controller};
+pub use demo_app::{DemoApp, LoadGenerator};
 pub use namespace::TestNamespace;
 pub use prometheus::Prometheus;
 pub use registry::Registry;

@@ -204,3 +204,49 @@ impl World {
 fn pair(revision: &str, replicas: i32) -> (String, i32) {
     (revision.to_owned(), replicas)
 }
+
+#[test]
+fn gates_see_the_attempt_a_decision_will_run() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+    use rollgate_crds::RolloutStatus;
+    use rollgate_crds::rollout::{AbortStatus, UserAction, UserActionKind};
+
+    use crate::decide::actions::attempt_for_gates;
+
+    let mut status = RolloutStatus {
+        current_revision: Some("v2".into()),
+        attempt: Some(1),
+        ..RolloutStatus::default()
+    };
+    assert_eq!(attempt_for_gates(&status, "v2"), 1);
+    assert_eq!(
+        attempt_for_gates(&status, "v3"),
+        0,
+        "a new revision starts over"
+    );
+    status.user_action = Some(UserAction {
+        id: "retry-1".into(),
+        action: UserActionKind::Retry,
+        by: "alice".into(),
+        reason: None,
+        time: Time(Timestamp::UNIX_EPOCH),
+    });
+    assert_eq!(
+        attempt_for_gates(&status, "v2"),
+        1,
+        "a retry of a rollout that is not aborted"
+    );
+    status.abort = Some(AbortStatus {
+        reason: "by hand".into(),
+        by: "bob".into(),
+        time: Time(Timestamp::UNIX_EPOCH),
+    });
+    assert_eq!(
+        attempt_for_gates(&status, "v2"),
+        2,
+        "the retry starts attempt 2 now"
+    );
+    status.handled_action = Some("retry-1".into());
+    assert_eq!(attempt_for_gates(&status, "v2"), 1, "already handled");
+}

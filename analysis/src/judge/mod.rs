@@ -1,0 +1,26 @@
+//! The judges: pure statistics that decide whether a canary's samples are worse than its
+//! baseline's (a Kayenta-style Mann-Whitney comparison and a sequential, anytime-valid test).
+//!
+//! - [`mann_whitney`]: the two-sided Mann-Whitney U test with the Hodges-Lehmann shift and its
+//!   confidence interval (R's `wilcox.test(exact = FALSE, correct = TRUE, conf.int = TRUE)`).
+//! - [`compare`]: Kayenta's classification of one metric (Pass, High, Low, NoData).
+//! - [`score`]: the weighted 0..100 score of judged metrics and its Pass/Marginal/Fail verdict.
+//! - [`sequential`]: a mixture SPRT on error counts that may abort a bad canary after any
+//!   interval while keeping the false-abort rate below `alpha`.
+//!
+//! Everything here is pure: no I/O, no clocks, deterministic.
+
+pub mod compare;
+pub mod error;
+pub mod mann_whitney;
+mod pairwise;
+pub mod score;
+pub mod sequential;
+
+pub use compare::{
+    Classification, Direction, MetricConfig, MetricJudgement, NanStrategy, compare, mean_ratio,
+};
+pub use error::JudgeError;
+pub use mann_whitney::{ConfidenceInterval, MannWhitney, mann_whitney};
+pub use score::{GroupScore, Score, ScoreConfig, ScoredMetric, Verdict, score};
+pub use sequential::{Counts, Decision, SequentialConfig, SequentialResult, SequentialTest};

@@ -1,0 +1,174 @@
+//! The AnalysisRun reconciler: measures the metrics that are due through the AnalysisService,
+//! records each measurement with the pure lifecycle ([`rollgate_crds::analysis::lifecycle`]),
+//! writes the status and comes back when the next measurement falls due. The analysis service
+//! is stateless; the schedule lives in the run's status, so a restarted controller picks up
+//! where the last one stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use rollgate_crds::analysis::lifecycle::{NewMeasurement, advance};
+use rollgate_crds::analysis::{AnalysisRun, AnalysisRunStatus, Measurement};
+use rollgate_proto::v1::analysis_service_client::AnalysisServiceClient;
+use serde_json::json;
+use tonic::transport::Channel;
+
+use super::requests::{MetricRequest, failed_call, measurement, request_for};
+use crate::context::{Error, FIELD_MANAGER};
+use crate::metrics::Metrics;
+
+/// What the measurer shares between runs.
+pub struct MeasureContext {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// The AnalysisService, when one is configured.
+    pub analysis: Option<AnalysisServiceClient<Channel>>,
+    /// Exported metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Measures what is due of one run and writes its status.
+pub async fn reconcile(
+    run: Arc<AnalysisRun>,
+    context: Arc<MeasureContext>,
+) -> Result<Action, Error> {
+    let namespace = run.namespace().ok_or(Error::NoNamespace)?;
+    let mut transition = advance(&run.spec, run.status.as_ref(), Timestamp::now(), None)?;
+    for metric_name in transition.due.clone() {
+        let Some(metric) = run.spec.metrics.iter().find(|m| m.name == metric_name) else {
+            continue;
+        };
+        let started = Timestamp::now();
+        let run_started = transition
+            .status
+            .started_at
+            .as_ref()
+            .map_or(started, |time| time.0);
+        let measured = match request_for(&run.spec, metric, run_started, started) {
+            Some(request) => measure(&context, request, started).await,
+            None => error_measurement("the metric has no provider", started),
+        };
+        context
+            .metrics
+            .measurement(&format!("{:?}", measured.phase));
+        transition = advance(
+            &run.spec,
+            Some(&transition.status),
+            Timestamp::now(),
+            Some(NewMeasurement {
+                metric: metric_name,
+                measurement: measured,
+            }),
+        )?;
+    }
+    write_status(&context, &namespace, &run, &transition.status).await?;
+    Ok(match transition.next_measurement_at {
+        Some(at) => {
+            let wait = Timestamp::now().duration_until(at);
+            Action::requeue(
+                Duration::try_from(wait)
+                    .unwrap_or_default()
+                    .max(Duration::from_millis(100)),
+            )
+        }
+        None => Action::await_change(),
+    })
+}
+
+async fn measure(
+    context: &MeasureContext,
+    request: MetricRequest,
+    started: Timestamp,
+) -> Measurement {
+    let Some(mut client) = context.analysis.clone() else {
+        return error_measurement(
+            "no analysis service is configured (--analysis-addr / ROLLGATE_ANALYSIS_ADDR)",
+            started,
+        );
+    };
+    match request {
+        MetricRequest::Evaluate(request) => match client.evaluate(*request).await {
+            Ok(response) => {
+                let response = response.into_inner();
+                let value = (!response.value.is_empty()).then_some(response.value);
+                measurement(
+                    response.verdict,
+                    value,
+                    response.reason,
+                    started,
+                    Timestamp::now(),
+                )
+            }
+            Err(status) => failed_call(&status, started, Timestamp::now()),
+        },
+        MetricRequest::Compare(request) => match client.compare(*request).await {
+            Ok(response) => {
+                let response = response.into_inner();
+                let value = Some(format!(
+                    "hodges-lehmann {:.6}, interval [{:.6}, {:.6}], effect size {:.4}, p {:.4}",
+                    response.hodges_lehmann,
+                    response.interval_lower,
+                    response.interval_upper,
+                    response.effect_size,
+                    response.p_value
+                ));
+                measurement(
+                    response.verdict,
+                    value,
+                    response.reason,
+                    started,
+                    Timestamp::now(),
+                )
+            }
+            Err(status) => failed_call(&status, started, Timestamp::now()),
+        },
+    }
+}
+
+fn error_measurement(reason: &str, started: Timestamp) -> Measurement {
+    failed_call(
+        &tonic::Status::failed_precondition(reason),
+        started,
+        Timestamp::now(),
+    )
+}
+
+async fn write_status(
+    context: &MeasureContext,
+    namespace: &str,
+    run: &AnalysisRun,
+    status: &AnalysisRunStatus,
+) -> Result<(), Error> {
+    if run.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": AnalysisRun::api_version(&()),
+        "kind": AnalysisRun::kind(&()),
+        "metadata": {"name": run.name_any()},
+        "status": status,
+    });
+    let runs: Api<AnalysisRun> = Api::namespaced(context.client.clone(), namespace);
+    context.metrics.request("apply_status");
+    runs.patch_status(
+        &run.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Transient errors are retried after a short delay.
+pub fn error_policy(run: Arc<AnalysisRun>, error: &Error, context: Arc<MeasureContext>) -> Action {
+    let kind = crate::metrics::ErrorLabels {
+        kind: error.metric_label().to_owned(),
+    };
+    context.metrics.reconcile_errors.get_or_create(&kind).inc();
+    tracing::warn!(analysis_run = %run.name_any(), %error, "measuring failed");
+    Action::requeue(Duration::from_secs(5))
+}

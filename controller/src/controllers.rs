@@ -1,0 +1,132 @@
+//! The two reconcilers the leader runs side by side: Rollouts (which own their ReplicaSets and
+//! AnalysisRuns and watch the Services and HTTPRoutes they name) and AnalysisRuns (whose
+//! measurements fall due on a clock of their own).
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::DynamicObject;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
+use kube::{Api, ResourceExt};
+use rollgate_crds::analysis::AnalysisRun;
+use rollgate_crds::{ImagePolicy, Rollout};
+use rollgate_proto::v1::analysis_service_client::AnalysisServiceClient;
+
+use crate::analysis::measure::{self, MeasureContext};
+use crate::context::Context;
+use crate::reconcile::{error_policy, reconcile};
+use crate::replicaset::ROLLOUT_LABEL;
+use crate::route;
+use crate::run::Settings;
+use crate::watches::{self, Referent};
+
+/// Runs both reconcilers until either stops.
+pub async fn run(client: kube::Client, context: Arc<Context>, settings: &Settings) {
+    tokio::join!(
+        rollouts(client.clone(), context.clone(), settings),
+        analysis_runs(client, context, settings)
+    );
+}
+
+async fn rollouts(client: kube::Client, context: Arc<Context>, settings: &Settings) {
+    let rollouts: Api<DeserializeGuard<Rollout>> = Api::all(client.clone());
+    let replica_sets: Api<ReplicaSet> = Api::all(client.clone());
+    let analysis_runs: Api<AnalysisRun> = Api::all(client.clone());
+    // Metadata is all the mappers need: `PartialObjectMeta` watches fetch nothing else.
+    let services: Api<PartialObjectMeta<Service>> = Api::all(client.clone());
+    let route_resource = route::http_route_resource();
+    let client_for_policies = client.clone();
+    let routes: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &route_resource);
+    let config = controller::Config::default().concurrency(settings.concurrency);
+    let controller = Controller::new(rollouts, watcher::Config::default()).with_config(config);
+    let service_store = controller.store();
+    let route_store = controller.store();
+    // Neither watch stores anything. Without the Gateway API CRDs the route watch fails and
+    // retries with backoff, and picks the routes up once they exist.
+    let service_changes = watcher(services, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let route_changes = watcher(routes, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    // A changed ImagePolicy may admit (or refuse) revisions: every Rollout is looked at again.
+    // Without verification the stream never yields.
+    let policy_changes = if context.verification.is_some() {
+        let policies: Api<PartialObjectMeta<ImagePolicy>> = Api::all(client_for_policies);
+        watcher(policies, watcher::Config::default())
+            .default_backoff()
+            .touched_objects()
+            .filter_map(|change| std::future::ready(change.ok().map(|_| ())))
+            .boxed()
+    } else {
+        futures::stream::pending().boxed()
+    };
+    controller
+        .owns(
+            replica_sets,
+            watcher::Config::default().labels(ROLLOUT_LABEL),
+        )
+        .owns(
+            analysis_runs,
+            watcher::Config::default().labels(ROLLOUT_LABEL),
+        )
+        .watches_stream(service_changes, move |service| {
+            let name = service.name_any();
+            watches::rollouts_naming(
+                &service_store,
+                service.namespace().as_deref(),
+                Referent::Service(&name),
+            )
+        })
+        .watches_stream_with(
+            route_changes,
+            move |route| {
+                let name = route.name_any();
+                watches::rollouts_naming(
+                    &route_store,
+                    route.namespace().as_deref(),
+                    Referent::HttpRoute(&name),
+                )
+            },
+            route_resource,
+        )
+        .reconcile_all_on(policy_changes)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile error");
+            }
+        })
+        .await;
+}
+
+async fn analysis_runs(client: kube::Client, context: Arc<Context>, settings: &Settings) {
+    let analysis = settings.analysis_addr.as_deref().and_then(|address| {
+        match tonic::transport::Endpoint::from_shared(address.to_owned()) {
+            Ok(endpoint) => Some(AnalysisServiceClient::new(endpoint.connect_lazy())),
+            Err(error) => {
+                tracing::error!(%address, %error, "the analysis service address is not a URI; analyses will error");
+                None
+            }
+        }
+    });
+    let measure_context = Arc::new(MeasureContext {
+        client: client.clone(),
+        analysis,
+        metrics: context.metrics.clone(),
+    });
+    let runs: Api<AnalysisRun> = Api::all(client);
+    let config = controller::Config::default().concurrency(settings.concurrency);
+    Controller::new(runs, watcher::Config::default().labels(ROLLOUT_LABEL))
+        .with_config(config)
+        .run(measure::reconcile, measure::error_policy, measure_context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "measure error");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,241 @@
+//! Image verification in the controller: before anything is created for a new revision, every
+//! image of its pod template goes through [`rollgate_verify`] against the ImagePolicies (held in
+//! a reflector, so a reconcile reads no policy from the API server) with the keys of the
+//! Secrets they name. The verdict becomes the gate the state machine sees; a revision whose
+//! registry cannot be reached (and whose policy fails closed) is held and tried again.
+//!
+//! Every verification that changes what the Rollout shows leaves one Kubernetes Event per
+//! image with the image, digest, policy and generation, the ids of the keys that verified, the
+//! result and the break-glass, dry-run and failed-open flags, and the same fields as a
+//! structured log line (the audit record of a verification is written from the Rollout's
+//! transitions).
+//!
+//! `--image-verification=off` keeps only the digest-pinning rule. It exists for clusters where
+//! an admission controller (Binary Authorization, Sigstore policy-controller) already verifies
+//! every image, and for the test suite's shared controller, whose fake digests have no
+//! registry; it is never the default.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use rollgate_crds::image_policy::break_glass_justification;
+use rollgate_crds::rollout::ContainerImage;
+use rollgate_crds::{ImagePolicy, Rollout};
+use rollgate_verify::{
+    ImageVerdict, Outcome, RevisionVerdict, SecretKeys, VerificationRequest, Verifier,
+};
+
+use crate::context::Error;
+use crate::decide::Verification;
+use crate::metrics::Metrics;
+
+/// How soon a revision held because its registry could not be reached is verified again.
+pub const UNAVAILABLE_RETRY: Duration = Duration::from_secs(15);
+
+/// Whether the controller verifies signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerificationMode {
+    /// Every new revision's images must pass their ImagePolicy.
+    Enforce,
+    /// Only the digest-pinning rule applies (an admission controller verifies images).
+    Off,
+}
+
+/// What verifying images needs: the verifier (with its cache) and the ImagePolicies.
+#[derive(Clone)]
+pub struct ImageVerification {
+    /// The verifier; clones share its cache.
+    pub verifier: Verifier,
+    /// Every ImagePolicy, from a reflector.
+    pub policies: Store<ImagePolicy>,
+}
+
+/// The outcome of verifying one revision.
+pub struct Verified {
+    /// The gate the state machine sees.
+    pub gate: Verification,
+    /// Look again after this long (the registry could not be reached).
+    pub retry_after: Option<Duration>,
+    /// Per-image verdicts, for Events.
+    pub verdict: RevisionVerdict,
+}
+
+impl ImageVerification {
+    /// Verifies the images of `rollout`'s template.
+    pub async fn verify(
+        &self,
+        client: &kube::Client,
+        metrics: &Metrics,
+        rollout: &Rollout,
+        images: &[ContainerImage],
+    ) -> Result<Verified, Error> {
+        let policies: Vec<ImagePolicy> = self
+            .policies
+            .state()
+            .iter()
+            .map(|policy| policy.as_ref().clone())
+            .collect();
+        let secret_keys = secret_keys(client, metrics, &policies).await?;
+        let images: Vec<String> = images.iter().map(|image| image.image.clone()).collect();
+        let annotations = rollout
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|meta| meta.annotations.clone())
+            .unwrap_or_default();
+        let verdict = self
+            .verifier
+            .verify(&VerificationRequest {
+                images: &images,
+                policy_name: rollout
+                    .spec
+                    .verification
+                    .as_ref()
+                    .map(|reference| reference.image_policy.as_str()),
+                policies: &policies,
+                secret_keys: &secret_keys,
+                break_glass_justification: break_glass_justification(&annotations),
+            })
+            .await;
+        let (gate, retry_after) = if verdict.admitted() {
+            (Verification::Passed, None)
+        } else {
+            let reason = verdict
+                .message()
+                .unwrap_or("an image failed verification")
+                .to_owned();
+            let retry = verdict.is_transient().then_some(UNAVAILABLE_RETRY);
+            (Verification::Refused(reason), retry)
+        };
+        Ok(Verified {
+            gate,
+            retry_after,
+            verdict,
+        })
+    }
+}
+
+/// The PEM text of every Secret key the policies name. A Secret or key that is missing is left
+/// out: the authorities that need it then cannot verify, which refuses, never admits.
+async fn secret_keys(
+    client: &kube::Client,
+    metrics: &Metrics,
+    policies: &[ImagePolicy],
+) -> Result<SecretKeys, Error> {
+    let mut keys = SecretKeys::new();
+    for reference in policies.iter().flat_map(|policy| policy.spec.secret_refs()) {
+        if keys.contains_key(reference) {
+            continue;
+        }
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &reference.namespace);
+        metrics.request("get");
+        let Some(secret) = secrets.get_opt(&reference.name).await? else {
+            tracing::warn!(secret = %reference.name, namespace = %reference.namespace, "an ImagePolicy names a Secret that does not exist");
+            continue;
+        };
+        let pem = secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(&reference.key))
+            .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok());
+        if let Some(pem) = pem {
+            keys.insert(reference.clone(), pem);
+        }
+    }
+    Ok(keys)
+}
+
+/// The fields of one image's verification, as Events, logs and audit records carry them.
+pub fn verdict_fields(verdict: &ImageVerdict) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::from([
+        ("image".to_owned(), verdict.image.clone()),
+        (
+            "result".to_owned(),
+            result_label(&verdict.outcome).to_owned(),
+        ),
+        ("keyIds".to_owned(), verdict.key_ids.join(",")),
+        ("breakGlass".to_owned(), verdict.break_glass.to_string()),
+        ("dryRun".to_owned(), verdict.dry_run.to_string()),
+        ("failedOpen".to_owned(), verdict.failed_open.to_string()),
+    ]);
+    if let Some(digest) = &verdict.digest {
+        fields.insert("digest".to_owned(), digest.clone());
+    }
+    if let Some(policy) = &verdict.policy {
+        fields.insert("policy".to_owned(), policy.name.clone());
+        if let Some(generation) = policy.generation {
+            fields.insert("policyGeneration".to_owned(), generation.to_string());
+        }
+    }
+    if let Some(reason) = verdict.reason() {
+        fields.insert("reason".to_owned(), reason.to_owned());
+    }
+    if let Some(justification) = &verdict.break_glass_justification {
+        fields.insert("breakGlassJustification".to_owned(), justification.clone());
+    }
+    fields
+}
+
+fn result_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Verified => "verified",
+        Outcome::Refused { .. } => "refused",
+        Outcome::Unavailable { .. } => "unavailable",
+    }
+}
+
+/// Publishes one Event (and one structured log line) per image verdict.
+pub async fn report(
+    recorder: &Recorder,
+    metrics: &Metrics,
+    rollout: &Rollout,
+    verdict: &RevisionVerdict,
+) {
+    for image in &verdict.images {
+        let fields = verdict_fields(image);
+        let note = fields
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        tracing::info!(rollout = %rollout.name_any(), fields = %note, "image verification");
+        let overridden = image.break_glass || image.dry_run || image.failed_open;
+        let reason = match (&image.outcome, overridden) {
+            (Outcome::Verified, _) => "ImageVerified",
+            (_, true) => "ImageVerificationOverridden",
+            _ => "ImageRefused",
+        };
+        let event = Event {
+            type_: if reason == "ImageVerified" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: reason.to_owned(),
+            note: Some(truncate(&note, 1024)),
+            action: "Verify".to_owned(),
+            secondary: None,
+        };
+        metrics.request("event");
+        if let Err(error) = recorder.publish(&event, &rollout.object_ref(&())).await {
+            tracing::warn!(%error, "could not publish a verification event");
+        }
+    }
+}
+
+fn truncate(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
