@@ -30,4 +30,7 @@ TARGET := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 bench: setup
 	cargo build --release --quiet -p rollgate-controller -p rollgate-bench
 	$(TARGET)/release/revision_hash
+	$(TARGET)/release/judge_throughput
+	$(TARGET)/release/judge_simulation
+	$(TARGET)/release/verify_latency
 	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/fleet $(FLEET)

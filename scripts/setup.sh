@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything rollgate's tests and demo need, on a fresh Debian machine or an old one:
 # Debian packages (Prometheus, the CNCF distribution registry), the Go-built local cluster
-# (which is also kubectl), the client tools the tests run (cosign), and the Rust build.
+# (which is also kubectl), the client tools the tests run (cosign, grpcurl), and the Rust build.
 # Idempotent: what is present and current is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +51,7 @@ build_tool() {
   fi
 }
 build_tool cosign github.com/sigstore/cosign/v3/cmd/cosign
+build_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 
 # --- The Rust workspace -----------------------------------------------------------------------
 log "building the Rust workspace"

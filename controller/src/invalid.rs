@@ -73,16 +73,9 @@ mod tests {
     use super::*;
 
     fn rollout(spec_patch: (&str, Value)) -> Value {
-        let mut raw = json!({
-            "apiVersion": "rollgate.io/v1alpha1",
-            "kind": "Rollout",
-            "metadata": {"name": "web", "namespace": "team"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}},
-                "strategy": {"canary": {"steps": [{"setWeight": 50}]}}
-            }
-        });
+        let valid =
+            crate::decide::tests::rollout(json!({"canary": {"steps": [{"setWeight": 50}]}}), 1);
+        let mut raw = serde_json::to_value(valid).expect("a Rollout serialises");
         raw["spec"][spec_patch.0] = spec_patch.1;
         raw
     }

@@ -12,6 +12,7 @@ pub mod context;
 pub mod controllers;
 pub mod decide;
 pub mod gates;
+pub mod grpc;
 pub mod invalid;
 pub mod metrics;
 pub mod reconcile;

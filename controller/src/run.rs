@@ -74,6 +74,9 @@ pub struct Settings {
     /// Seconds allowed to verify one image, every registry read included.
     #[arg(long, env = "ROLLGATE_VERIFY_TIMEOUT_SECONDS", default_value_t = 30)]
     pub verify_timeout_seconds: u64,
+    /// The RolloutService gRPC server.
+    #[command(flatten)]
+    pub grpc: crate::grpc::GrpcSettings,
     /// Log format: `text` or `json`.
     #[arg(long, env = "ROLLGATE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -92,6 +95,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ready: ready.clone(),
     };
     let admin = tokio::spawn(admin::serve(settings.admin_addr, admin_state));
+    // The RolloutService runs on every replica: reads come from its own cache, and its writes
+    // are API requests as the caller, which need no leadership.
+    let grpc = tokio::spawn({
+        let (grpc_settings, grpc_client) = (settings.grpc.clone(), client.clone());
+        async move {
+            if let Err(error) =
+                crate::grpc::serve(grpc_settings, grpc_client, shutdown_signal()).await
+            {
+                tracing::error!(%error, "the RolloutService gRPC server failed");
+            }
+        }
+    });
     let mut context = Context::new(client.clone(), settings.instance.clone(), metrics.clone());
     if settings.image_verification == VerificationMode::Enforce {
         context.verification = Some(image_verification(client.clone(), &settings).await);
@@ -106,6 +121,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             () = shutdown_signal() => {}
         }
         admin.abort();
+        grpc.abort();
         return Ok(());
     }
 
@@ -154,6 +170,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let _ = manager.release().await;
     }
     admin.abort();
+    grpc.abort();
     tracing::info!("rollgate-controller stopped");
     Ok(())
 }

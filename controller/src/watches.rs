@@ -75,17 +75,7 @@ mod tests {
     use super::*;
 
     fn rollout(strategy: serde_json::Value) -> Rollout {
-        serde_json::from_value(json!({
-            "apiVersion": "rollgate.io/v1alpha1",
-            "kind": "Rollout",
-            "metadata": {"name": "web", "namespace": "team"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}},
-                "strategy": strategy
-            }
-        }))
-        .expect("a Rollout")
+        crate::decide::tests::rollout(strategy, 1)
     }
 
     #[test]

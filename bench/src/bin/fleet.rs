@@ -5,6 +5,10 @@
 //! from a step being allowed (the canary's pods available) to the controller's next write (the
 //! step index advancing), as seen by one watcher.
 //!
+//! The Rollouts' images are fake digests that no registry holds, so the controller runs with
+//! `--image-verification=off` (the test default of `ControllerOptions`): this measures the
+//! rollout machinery; `verify_latency` measures verification.
+//!
 //! Usage: `cargo run --release -p rollgate-bench --bin fleet [-- <rollouts>]`.
 
 use std::collections::HashMap;

@@ -90,42 +90,31 @@ async fn measure(
             started,
         );
     };
-    match request {
-        MetricRequest::Evaluate(request) => match client.evaluate(*request).await {
-            Ok(response) => {
-                let response = response.into_inner();
-                let value = (!response.value.is_empty()).then_some(response.value);
-                measurement(
-                    response.verdict,
-                    value,
-                    response.reason,
-                    started,
-                    Timestamp::now(),
-                )
-            }
-            Err(status) => failed_call(&status, started, Timestamp::now()),
-        },
-        MetricRequest::Compare(request) => match client.compare(*request).await {
-            Ok(response) => {
-                let response = response.into_inner();
-                let value = Some(format!(
-                    "hodges-lehmann {:.6}, interval [{:.6}, {:.6}], effect size {:.4}, p {:.4}",
-                    response.hodges_lehmann,
-                    response.interval_lower,
-                    response.interval_upper,
-                    response.effect_size,
-                    response.p_value
-                ));
-                measurement(
-                    response.verdict,
-                    value,
-                    response.reason,
-                    started,
-                    Timestamp::now(),
-                )
-            }
-            Err(status) => failed_call(&status, started, Timestamp::now()),
-        },
+    // Each call comes to (verdict, the value as text, the reason), or a failed call.
+    let answer = match request {
+        MetricRequest::Evaluate(request) => client.evaluate(*request).await.map(|response| {
+            let response = response.into_inner();
+            let value = (!response.value.is_empty()).then_some(response.value);
+            (response.verdict, value, response.reason)
+        }),
+        MetricRequest::Compare(request) => client.compare(*request).await.map(|response| {
+            let response = response.into_inner();
+            let value = format!(
+                "hodges-lehmann {:.6}, interval [{:.6}, {:.6}], effect size {:.4}, p {:.4}",
+                response.hodges_lehmann,
+                response.interval_lower,
+                response.interval_upper,
+                response.effect_size,
+                response.p_value
+            );
+            (response.verdict, Some(value), response.reason)
+        }),
+    };
+    match answer {
+        Ok((verdict, value, reason)) => {
+            measurement(verdict, value, reason, started, Timestamp::now())
+        }
+        Err(status) => failed_call(&status, started, Timestamp::now()),
     }
 }
 

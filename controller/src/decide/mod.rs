@@ -25,7 +25,7 @@ mod finish;
 mod history;
 pub mod replicas;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

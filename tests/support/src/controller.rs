@@ -115,6 +115,7 @@ impl ControllerProcess {
             .env("KUBECONFIG", cluster.kubeconfig())
             .env("ROLLGATE_INSTANCE", name)
             .env("ROLLGATE_ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
+            .env("ROLLGATE_GRPC_ADDR", "127.0.0.1:0")
             .env(
                 "ROLLGATE_LEASE_DURATION_SECONDS",
                 options.lease_duration_seconds.to_string(),

@@ -9,6 +9,8 @@
 //!   dropped.
 //! - [`demo_app`] and [`analysis`]: the workspace's demo workload (one process per revision,
 //!   with a load generator) and analysis service, built from the workspace on first use.
+//! - [`identity`] and [`grpcurl`]: ServiceAccounts with tokens and RBAC grants for tests of the
+//!   gRPC API, and grpcurl built from its Go module (`tests/tools/grpcurl`).
 //!
 //! Every long-lived process is started through the cluster binary's `supervise` command (or
 //! `up --exit-with-parent`), which stops it when the test process exits, however the run ends:
@@ -20,6 +22,8 @@ pub mod controller;
 pub mod cosign;
 pub mod demo_app;
 pub mod gateway_api;
+pub mod grpcurl;
+pub mod identity;
 pub mod manifests;
 pub mod namespace;
 pub mod oci_push;

@@ -70,6 +70,43 @@ pub fn kubectl() -> Result<PathBuf> {
     Ok(tools_dir().join("kubectl"))
 }
 
+/// The path of a client tool built from its own small Go module under `tests/tools/<module>`
+/// (Go's `tool` directive pins it in go.mod/go.sum): `go build` of `package` into
+/// `target/tools/<binary>`, when the binary is missing or older than go.mod/go.sum. Builds are
+/// serialised in this process.
+pub fn go_tool(module: &str, package: &str, binary: &str) -> Result<PathBuf> {
+    let _guard = BUILD_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let module_dir = workspace_root().join("tests/tools").join(module);
+    let path = tools_dir().join(binary);
+    let modified = |file: &Path| file.metadata().and_then(|m| m.modified()).ok();
+    let newest_source = ["go.mod", "go.sum"]
+        .into_iter()
+        .filter_map(|name| modified(&module_dir.join(name)))
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    if modified(&path).is_none_or(|built| newest_source > built) {
+        std::fs::create_dir_all(tools_dir())?;
+        eprintln!("building {} from tests/tools/{module}", path.display());
+        let status = Command::new("go")
+            .args(["build", "-trimpath", "-ldflags", "-s -w", "-o"])
+            .arg(&path)
+            .arg(package)
+            .current_dir(&module_dir)
+            .env("GOTOOLCHAIN", "local")
+            .env("CGO_ENABLED", "0")
+            .status()
+            .with_context(|| {
+                format!("run `go build` in tests/tools/{module} (is Go installed?)")
+            })?;
+        if !status.success() {
+            bail!("`go build` of {package} failed: {status}");
+        }
+    }
+    Ok(path)
+}
+
 fn is_stale(binary: &Path, module: &Path) -> Result<bool> {
     let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
         return Ok(true);
