@@ -33,4 +33,5 @@ bench: setup
 	$(TARGET)/release/judge_throughput
 	$(TARGET)/release/judge_simulation
 	$(TARGET)/release/verify_latency
+	$(TARGET)/release/grpc_watch
 	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/fleet $(FLEET)
