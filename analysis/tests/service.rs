@@ -494,3 +494,47 @@ async fn health_reflection_and_metrics_answer() {
         "{metrics}"
     );
 }
+
+/// An independent client: grpcurl (built from its own Go module) finds Evaluate by reflection
+/// and gets the same verdict and reason as the Rust client, as JSON.
+#[tokio::test]
+async fn grpcurl_calls_evaluate_through_reflection() {
+    let env = environment();
+    // Wait, with the Rust client, until Prometheus has the rates.
+    let mut client = client(&env.analysis).await;
+    settled(
+        &mut client,
+        request(&env.prometheus.url(), ERROR_RATIO, "result < 0.05", "bad"),
+    )
+    .await;
+    let body = serde_json::json!({
+        "metric": {
+            "name": "error-ratio",
+            "prometheus": {"address": env.prometheus.url(), "query": ERROR_RATIO},
+            "successCondition": "result < 0.05"
+        },
+        "revisions": {"canary": "bad", "stable": "good"}
+    });
+    let grpcurl = rollgate_testsupport::grpcurl::grpcurl().expect("grpcurl");
+    let output = tokio::process::Command::new(grpcurl)
+        .args(["-plaintext", "-d", &body.to_string()])
+        .arg(env.analysis.grpc_address())
+        .arg("rollgate.v1.AnalysisService/Evaluate")
+        .output()
+        .await
+        .expect("run grpcurl");
+    assert!(
+        output.status.success(),
+        "grpcurl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let response: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("grpcurl prints JSON");
+    assert_eq!(response["verdict"], "VERDICT_FAILED", "{response}");
+    let reason = response["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("successCondition `result < 0.05` is false"),
+        "{reason}"
+    );
+    assert!(reason.contains(r#"revision="bad""#), "{reason}");
+}
