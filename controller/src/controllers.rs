@@ -9,10 +9,11 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::DynamicObject;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, ResourceExt};
 use rollgate_crds::analysis::AnalysisRun;
-use rollgate_crds::{ImagePolicy, Rollout};
+use rollgate_crds::{Approval, ImagePolicy, Rollout};
 use rollgate_proto::v1::analysis_service_client::AnalysisServiceClient;
 
 use crate::analysis::measure::{self, MeasureContext};
@@ -39,6 +40,7 @@ async fn rollouts(client: kube::Client, context: Arc<Context>, settings: &Settin
     let services: Api<PartialObjectMeta<Service>> = Api::all(client.clone());
     let route_resource = route::http_route_resource();
     let client_for_policies = client.clone();
+    let approval_client = client.clone();
     let routes: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &route_resource);
     let config = controller::Config::default().concurrency(settings.concurrency);
     let controller = Controller::new(rollouts, watcher::Config::default()).with_config(config);
@@ -92,6 +94,16 @@ async fn rollouts(client: kube::Client, context: Arc<Context>, settings: &Settin
                 )
             },
             route_resource,
+        )
+        .watches(
+            Api::<Approval>::all(approval_client),
+            watcher::Config::default(),
+            |approval| {
+                let rollout = ObjectRef::new(&approval.spec.rollout);
+                approval
+                    .namespace()
+                    .map(|namespace| rollout.within(&namespace))
+            },
         )
         .reconcile_all_on(policy_changes)
         .run(reconcile, error_policy, context)

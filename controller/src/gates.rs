@@ -2,9 +2,8 @@
 //!
 //! Image references must be pinned by digest (`name@sha256:<64 hex>`); anything else is refused
 //! before anything is created, with Binary Authorization's wording. Signature verification
-//! ([`crate::verification`]) and analysis results ([`crate::analysis`]) are reached by the
-//! reconciler and passed in; approvals are pending until the approval gate plugs in, so
-//! approval steps wait.
+//! ([`crate::verification`]), analysis results ([`crate::analysis`]) and the approval gate
+//! ([`crate::approvals`]) are reached by the reconciler and set on the inputs.
 
 use std::collections::BTreeMap;
 

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod analysis;
 pub mod apply;
+pub mod approvals;
 pub mod context;
 pub mod controllers;
 pub mod decide;

@@ -12,17 +12,17 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
-use rollgate_crds::RolloutStatus;
 use rollgate_crds::analysis::{AnalysisRun, RunRevisions};
 use rollgate_crds::revision::revision_hash;
 use rollgate_crds::rollout::{ContainerImage, RolloutPhase, condition_types};
+use rollgate_crds::{Approval, RolloutStatus};
 
 use crate::analysis::{observe, runner};
 use crate::context::{Context, Error};
 use crate::decide::{Observed, Plan, RevisionState, Verification, actions, decide};
 use crate::replicaset::{self, ROLLOUT_LABEL};
-use crate::verification;
 use crate::{apply, gates, invalid};
+use crate::{approvals, verification};
 
 /// How soon a Rollout whose plan is held (a Service or HTTPRoute missing or unusable) is looked
 /// at again, should no watch event bring it back sooner.
@@ -57,6 +57,11 @@ pub async fn reconcile(
     } else {
         Vec::new()
     };
+    let approval_objects = if approvals::uses_approval(&rollout) {
+        approvals::list(&context.client, &context.metrics, &rollout).await?
+    } else {
+        Vec::new()
+    };
     let desired_revision = revision_hash(&rollout.spec.template)?;
     let images = gates::template_images(&rollout);
     let verified = verify(&context, &rollout, &desired_revision, &images).await?;
@@ -64,13 +69,13 @@ pub async fn reconcile(
         .as_ref()
         .map_or_else(|| gates::pinning(&images), |verified| verified.gate.clone());
 
-    let mut plan = plan_for(
-        &rollout,
-        &desired_revision,
-        &revisions,
-        &runs,
-        &verification,
-    );
+    let observed = Observations {
+        revisions: &revisions,
+        runs: &runs,
+        approvals: &approval_objects,
+        verification: &verification,
+    };
+    let mut plan = plan_for(&rollout, &desired_revision, &observed);
     if !plan.transitions.is_empty() {
         // A transition is recorded once: decide it on the latest Rollout, not on a cache that
         // may not yet hold this controller's previous status write.
@@ -79,13 +84,7 @@ pub async fn reconcile(
         let latest = rollouts.get(&rollout.name_any()).await?;
         if latest.resource_version() != rollout.resource_version() {
             rollout = latest;
-            plan = plan_for(
-                &rollout,
-                &desired_revision,
-                &revisions,
-                &runs,
-                &verification,
-            );
+            plan = plan_for(&rollout, &desired_revision, &observed);
         }
     }
     start_analyses(&context, &rollout, &desired_revision, &mut plan).await?;
@@ -221,26 +220,33 @@ fn verification_changed(old: Option<&RolloutStatus>, plan: &Plan) -> bool {
     revision_changed || old.and_then(verified) != verified(&plan.status)
 }
 
-/// Decides the plan for `rollout` given its observed ReplicaSets and AnalysisRuns.
-fn plan_for(
-    rollout: &Rollout,
-    desired_revision: &str,
-    revisions: &[RevisionState],
-    runs: &[AnalysisRun],
-    verification: &Verification,
-) -> Plan {
+/// What a reconcile read about a Rollout, besides the Rollout itself.
+struct Observations<'a> {
+    revisions: &'a [RevisionState],
+    runs: &'a [AnalysisRun],
+    approvals: &'a [Approval],
+    verification: &'a Verification,
+}
+
+/// Decides the plan for `rollout` given what was observed.
+fn plan_for(rollout: &Rollout, desired_revision: &str, observed: &Observations<'_>) -> Plan {
     let images = gates::template_images(rollout);
-    let mut gate_inputs = gates::observe(rollout, verification.clone());
+    let now = Timestamp::now();
+    let mut gate_inputs = gates::observe(rollout, observed.verification.clone());
     let status = rollout.status.clone().unwrap_or_default();
     let attempt = actions::attempt_for_gates(&status, desired_revision);
-    gate_inputs.analyses = observe::outcomes(runs, desired_revision, attempt);
+    gate_inputs.analyses = observe::outcomes(observed.runs, desired_revision, attempt);
+    if approvals::uses_approval(rollout) {
+        gate_inputs.approval =
+            approvals::gate(rollout, observed.approvals, desired_revision, &images, now);
+    }
     decide(&Observed {
         rollout,
         desired_revision,
         desired_images: &images,
-        revisions,
+        revisions: observed.revisions,
         gates: &gate_inputs,
-        now: Timestamp::now(),
+        now,
     })
 }
 

@@ -7,6 +7,7 @@ mod crd_validation;
 mod fixtures;
 mod identity;
 mod rollout_analysis;
+mod rollout_approval;
 mod rollout_canary;
 mod rollout_routing;
 mod rollout_scenarios;
