@@ -8,7 +8,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::Cluster;
 use crate::analysis::AnalysisServer;
-use crate::tools::workspace_root;
 
 /// A running controller process; dropping it kills the process.
 pub struct ControllerProcess {
@@ -47,40 +46,14 @@ impl ControllerOptions {
     }
 }
 
-static BINARY: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-
 /// The controller binary: `ROLLGATE_CONTROLLER_BIN` if set (benchmarks use the release build),
-/// else this workspace's `target/debug/rollgate-controller`, built first when it is missing.
+/// else this workspace's debug build, brought up to date once per process.
 pub fn controller_binary() -> Result<PathBuf> {
-    let found = BINARY.get_or_init(|| {
-        if let Some(binary) = std::env::var_os("ROLLGATE_CONTROLLER_BIN") {
-            return Ok(PathBuf::from(binary));
-        }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target"));
-        let binary = target.join("debug/rollgate-controller");
-        if !binary.exists() {
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args([
-                    "build",
-                    "-p",
-                    "rollgate-controller",
-                    "--bin",
-                    "rollgate-controller",
-                ])
-                .current_dir(workspace_root())
-                .status()
-                .map_err(|error| format!("run cargo build: {error}"))?;
-            if !status.success() {
-                return Err(format!(
-                    "cargo build of rollgate-controller failed: {status}"
-                ));
-            }
-        }
-        Ok(binary)
-    });
-    found.clone().map_err(anyhow::Error::msg)
+    crate::demo_app::workspace_binary(
+        "rollgate-controller",
+        "rollgate-controller",
+        "ROLLGATE_CONTROLLER_BIN",
+    )
 }
 
 impl ControllerProcess {
