@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
@@ -18,24 +17,9 @@ use serde_json::{Value, json};
 const DIGEST: &str = "0f6b5c2d9a1e3f4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b";
 const ADMIN: &str = "rollgate-admin";
 
-/// The shared cluster, with rollgate's admission policies installed once.
+/// The shared cluster; its fixture installs rollgate's admission policies with the CRDs.
 fn cluster() -> &'static Cluster {
-    static POLICIES: OnceLock<()> = OnceLock::new();
-    let cluster = shared_cluster();
-    POLICIES.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/policies");
-        let applied = cluster
-            .kubectl(&["apply", "--server-side", "-f", dir.to_str().unwrap()])
-            .expect("kubectl apply");
-        assert!(
-            applied.status.success(),
-            "apply policies: {}",
-            String::from_utf8_lossy(&applied.stderr)
-        );
-        // Policies take effect once the API server has compiled them.
-        std::thread::sleep(std::time::Duration::from_secs(3));
-    });
-    cluster
+    shared_cluster()
 }
 
 struct Setup {

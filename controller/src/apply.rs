@@ -207,6 +207,8 @@ impl Writer<'_> {
         let mut status = status.clone();
         // The user action belongs to whoever wrote it; the controller only records its id.
         status.user_action = None;
+        // The audit chain head has a field manager of its own (see `crate::audit`).
+        status.audit_head = None;
         let patch = json!({
             "apiVersion": Rollout::api_version(&()),
             "kind": Rollout::kind(&()),

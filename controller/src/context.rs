@@ -1,9 +1,11 @@
-//! What every reconcile shares: the client, the event recorder, and the error type.
+//! What every reconcile shares: the client, the event recorder, the audit log, and the error
+//! type.
 
 use std::sync::Arc;
 
 use kube::runtime::events::{Recorder, Reporter};
 
+use crate::audit::AuditLog;
 use crate::metrics::Metrics;
 use crate::verification::ImageVerification;
 
@@ -20,6 +22,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Signature verification, unless it is off (`--image-verification=off`).
     pub verification: Option<ImageVerification>,
+    /// Appends AuditRecords to Rollouts' chains.
+    pub audit: AuditLog,
 }
 
 impl Context {
@@ -31,6 +35,7 @@ impl Context {
         };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
+            audit: AuditLog::new(client.clone(), metrics.clone()),
             client,
             metrics,
             verification: None,

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod analysis;
 pub mod apply;
+pub mod audit;
 pub mod approvals;
 pub mod context;
 pub mod controllers;

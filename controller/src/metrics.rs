@@ -49,6 +49,11 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Analysis measurements taken, by outcome.
     pub measurements: Family<PhaseLabels, Counter>,
+    /// AuditRecords written.
+    pub audit_records: Counter,
+    /// Audit events that could not be written (after retries): each one is a gap an operator
+    /// must look at.
+    pub audit_failures: Counter,
     phases: Mutex<BTreeMap<String, String>>,
 }
 
@@ -89,9 +94,23 @@ impl Default for Metrics {
             "Analysis measurements taken, by outcome (Successful, Failed, Inconclusive, Error)",
             measurements.clone(),
         );
+        let audit_records = Counter::default();
+        registry.register(
+            "audit_records",
+            "AuditRecords written",
+            audit_records.clone(),
+        );
+        let audit_failures = Counter::default();
+        registry.register(
+            "audit_failures",
+            "Audit events that could not be written after retries (alert on any)",
+            audit_failures.clone(),
+        );
         Metrics {
             registry,
             measurements,
+            audit_records,
+            audit_failures,
             reconciles,
             reconcile_errors,
             api_requests,

@@ -1,5 +1,5 @@
 //! The Rollout reconciler: fetch (the Rollout's ReplicaSets), decide (the pure state machine),
-//! apply (the plan), and report (an Event per transition).
+//! apply (the plan), and report (an AuditRecord and an Event per audited event).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +13,13 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
 use rollgate_crds::analysis::{AnalysisRun, RunRevisions};
+use rollgate_crds::audit::AuditEventKind;
 use rollgate_crds::revision::revision_hash;
 use rollgate_crds::rollout::{ContainerImage, RolloutPhase, condition_types};
 use rollgate_crds::{Approval, RolloutStatus};
 
 use crate::analysis::{observe, runner};
+use crate::audit::events::audit_events;
 use crate::context::{Context, Error};
 use crate::decide::{Observed, Plan, RevisionState, Verification, actions, decide};
 use crate::replicaset::{self, ROLLOUT_LABEL};
@@ -145,23 +147,49 @@ pub async fn reconcile(
         }
     }
 
+    report(&context, &rollout, &plan).await;
+    let retry = verified.and_then(|verified| verified.retry_after);
+    let requeue = match (plan.requeue_after, retry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Records what `plan` did to `rollout`: an AuditRecord and an Event for each audit event
+/// (Warnings for aborts, refusals, rejections and analysis verdicts other than success).
+async fn report(context: &Context, rollout: &Rollout, plan: &Plan) {
+    let events = audit_events(rollout, plan);
+    if events.is_empty() {
+        return;
+    }
     let reference = rollout.object_ref(&());
-    for transition in &plan.transitions {
+    for audited in &events {
+        let reason = audited.reason.clone().unwrap_or_default();
+        let message = audited.message.clone().unwrap_or_default();
         tracing::info!(
             rollout = %rollout.name_any(),
-            namespace = %namespace,
-            reason = transition.reason,
-            message = %transition.message,
+            namespace = rollout.namespace().unwrap_or_default(),
+            reason = %reason,
+            actor = %audited.actor,
+            message = %message,
             "transition"
         );
+        let warning = matches!(
+            audited.kind,
+            AuditEventKind::Abort | AuditEventKind::Rejection
+        ) || matches!(
+            reason.as_str(),
+            "VerificationFailed" | "AnalysisFailed" | "AnalysisError" | "AnalysisInconclusive"
+        );
         let event = Event {
-            type_: if transition.reason == "Aborted" || transition.reason == "VerificationFailed" {
+            type_: if warning {
                 EventType::Warning
             } else {
                 EventType::Normal
             },
-            reason: transition.reason.to_owned(),
-            note: Some(transition.message.clone()),
+            reason,
+            note: Some(message),
             action: "Reconcile".to_owned(),
             secondary: None,
         };
@@ -170,12 +198,7 @@ pub async fn reconcile(
             tracing::warn!(%error, "could not publish an event");
         }
     }
-    let retry = verified.and_then(|verified| verified.retry_after);
-    let requeue = match (plan.requeue_after, retry) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+    context.audit.append(rollout, events).await;
 }
 
 /// Verifies the desired revision's images against their ImagePolicies, when verification is

@@ -33,8 +33,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use chain::{
-    AuditEvent, BrokenLink, ChainError, ChainHead, LinkProblem, next_record, record_hash,
-    record_name, verify_chain, verify_records,
+    AuditEvent, BrokenLink, ChainError, ChainHead, LinkProblem, chains_by_uid, next_record,
+    record_hash, record_name, recorded_head, verify_chain, verify_records,
 };
 
 /// The label with the Rollout's name (set only when the name is a valid label value).
@@ -156,6 +156,8 @@ pub enum AuditEventKind {
     Verification,
     /// A canary step (or blue-green phase) was entered.
     StepEntered,
+    /// A canary step was completed.
+    StepCompleted,
     /// The canary weight was set.
     WeightSet,
     /// An analysis reached a verdict.

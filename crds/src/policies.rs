@@ -12,12 +12,23 @@
 //!   annotation `rollgate.io/requested-by` to the requesting user's name, and the annotation
 //!   changes only together with the template. See [`crate::requester`].
 //!
+//! And one MutatingAdmissionPolicy (`admissionregistration.k8s.io/v1`, GA since Kubernetes
+//! 1.36), so that nobody has to write that annotation by hand:
+//!
+//! - `rollgate-stamp-requested-by`: on a create or a `spec.template` change it sets
+//!   `rollgate.io/requested-by` to the requesting user; on any other update it puts back the
+//!   value the Rollout had, so the annotation can be neither forged nor removed. Mutating
+//!   policies run before validating ones, so `rollgate-requested-by` then always passes; it
+//!   stays as the guard for clusters where the mutating policy is absent or switched off.
+//!
 //! They live beside `crds/yaml/`, not in it, because `kubectl wait --for=condition=Established
 //! -f crds/yaml` waits on every object in the directory and a policy never has that condition.
 //! Install them after the CRDs: `kubectl apply --server-side -f crds/policies`.
 
 use k8s_openapi::api::admissionregistration::v1::{
-    MatchResources, NamedRuleWithOperations, ValidatingAdmissionPolicy,
+    ApplyConfiguration, MatchCondition, MatchResources, MutatingAdmissionPolicy,
+    MutatingAdmissionPolicyBinding, MutatingAdmissionPolicyBindingSpec,
+    MutatingAdmissionPolicySpec, Mutation, NamedRuleWithOperations, ValidatingAdmissionPolicy,
     ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicyBindingSpec,
     ValidatingAdmissionPolicySpec, Validation, Variable,
 };
@@ -32,6 +43,8 @@ pub const APPROVALS_POLICY: &str = "rollgate-approvals";
 pub const AUDIT_RECORDS_POLICY: &str = "rollgate-audit-records";
 /// The name of the policy on Rollouts' requested-by annotation.
 pub const REQUESTED_BY_POLICY: &str = "rollgate-requested-by";
+/// The name of the mutating policy that writes Rollouts' requested-by annotation.
+pub const STAMP_REQUESTED_BY_POLICY: &str = "rollgate-stamp-requested-by";
 
 /// CEL: the spec, labels and annotations of an updated object are unchanged.
 const UNCHANGED_ON_UPDATE: &str = "request.operation != 'UPDATE' || (object.spec == oldObject.spec && (has(object.metadata.labels) ? object.metadata.labels : {}) == (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}) && (has(object.metadata.annotations) ? object.metadata.annotations : {}) == (has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {}))";
@@ -97,12 +110,18 @@ fn audit_records() -> BoundPolicy {
     )
 }
 
+/// CEL: the requested-by annotation of `object` (`object` or `oldObject`), or `''`.
+fn requested_by_of(object: &str) -> String {
+    format!(
+        "has({object}.metadata.annotations) && '{REQUESTED_BY_ANNOTATION}' in {object}.metadata.annotations ? {object}.metadata.annotations['{REQUESTED_BY_ANNOTATION}'] : ''"
+    )
+}
+
+/// CEL: the request creates the Rollout or changes its pod template.
+const TEMPLATE_CHANGED: &str =
+    "oldObject == null || object.spec.template != oldObject.spec.template";
+
 fn requested_by() -> BoundPolicy {
-    let annotation = |object: &str| {
-        format!(
-            "has({object}.metadata.annotations) && '{REQUESTED_BY_ANNOTATION}' in {object}.metadata.annotations ? {object}.metadata.annotations['{REQUESTED_BY_ANNOTATION}'] : ''"
-        )
-    };
     bound(
         REQUESTED_BY_POLICY,
         "rollouts",
@@ -110,16 +129,15 @@ fn requested_by() -> BoundPolicy {
         vec![
             Variable {
                 name: "requestedBy".into(),
-                expression: annotation("object"),
+                expression: requested_by_of("object"),
             },
             Variable {
                 name: "previousRequestedBy".into(),
-                expression: format!("oldObject == null ? '' : ({})", annotation("oldObject")),
+                expression: format!("oldObject == null ? '' : ({})", requested_by_of("oldObject")),
             },
             Variable {
                 name: "templateChanged".into(),
-                expression: "oldObject == null || object.spec.template != oldObject.spec.template"
-                    .into(),
+                expression: TEMPLATE_CHANGED.into(),
             },
         ],
         vec![
@@ -143,14 +161,8 @@ fn requested_by() -> BoundPolicy {
     )
 }
 
-fn bound(
-    name: &str,
-    resource: &str,
-    operations: &[&str],
-    variables: Vec<Variable>,
-    validations: Vec<Validation>,
-) -> BoundPolicy {
-    let metadata = ObjectMeta {
+fn policy_metadata(name: &str) -> ObjectMeta {
+    ObjectMeta {
         name: Some(name.to_owned()),
         labels: Some(
             [(
@@ -161,21 +173,93 @@ fn bound(
             .collect(),
         ),
         ..Default::default()
+    }
+}
+
+/// The rule matching `operations` on rollgate's `resource` (the main resource, not its
+/// subresources).
+fn rollgate_rule(resource: &str, operations: &[&str]) -> MatchResources {
+    MatchResources {
+        resource_rules: Some(vec![NamedRuleWithOperations {
+            api_groups: Some(vec![crate::API_GROUP.into()]),
+            api_versions: Some(vec![crate::API_VERSION.into()]),
+            operations: Some(operations.iter().map(|op| (*op).to_owned()).collect()),
+            resources: Some(vec![resource.to_owned()]),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+/// A mutating policy and its binding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundMutatingPolicy {
+    /// The policy.
+    pub policy: MutatingAdmissionPolicy,
+    /// Its binding (every namespace).
+    pub binding: MutatingAdmissionPolicyBinding,
+}
+
+/// The mutating policy that records who requested a Rollout's template: see the module docs.
+pub fn stamp_requested_by() -> BoundMutatingPolicy {
+    let metadata = policy_metadata(STAMP_REQUESTED_BY_POLICY);
+    let policy = MutatingAdmissionPolicy {
+        metadata: metadata.clone(),
+        spec: Some(MutatingAdmissionPolicySpec {
+            failure_policy: Some("Fail".into()),
+            reinvocation_policy: Some("IfNeeded".into()),
+            match_constraints: Some(rollgate_rule("rollouts", &["CREATE", "UPDATE"])),
+            // An update that keeps the template of a Rollout that never had the annotation
+            // (one created before the policy was installed) is left alone.
+            match_conditions: Some(vec![MatchCondition {
+                name: "sets-or-keeps-requester".into(),
+                expression: format!(
+                    "{TEMPLATE_CHANGED} || ({}) != ''",
+                    requested_by_of("oldObject")
+                ),
+            }]),
+            variables: Some(vec![Variable {
+                name: "requester".into(),
+                expression: format!(
+                    "{TEMPLATE_CHANGED} ? request.userInfo.username : ({})",
+                    requested_by_of("oldObject")
+                ),
+            }]),
+            mutations: Some(vec![Mutation {
+                patch_type: "ApplyConfiguration".into(),
+                apply_configuration: Some(ApplyConfiguration {
+                    expression: Some(format!(
+                        "Object{{metadata: Object.metadata{{annotations: {{'{REQUESTED_BY_ANNOTATION}': variables.requester}}}}}}"
+                    )),
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
     };
+    let binding = MutatingAdmissionPolicyBinding {
+        metadata,
+        spec: Some(MutatingAdmissionPolicyBindingSpec {
+            policy_name: Some(STAMP_REQUESTED_BY_POLICY.into()),
+            ..Default::default()
+        }),
+    };
+    BoundMutatingPolicy { policy, binding }
+}
+
+fn bound(
+    name: &str,
+    resource: &str,
+    operations: &[&str],
+    variables: Vec<Variable>,
+    validations: Vec<Validation>,
+) -> BoundPolicy {
+    let metadata = policy_metadata(name);
     let policy = ValidatingAdmissionPolicy {
         metadata: metadata.clone(),
         spec: Some(ValidatingAdmissionPolicySpec {
             failure_policy: Some("Fail".into()),
-            match_constraints: Some(MatchResources {
-                resource_rules: Some(vec![NamedRuleWithOperations {
-                    api_groups: Some(vec![crate::API_GROUP.into()]),
-                    api_versions: Some(vec![crate::API_VERSION.into()]),
-                    operations: Some(operations.iter().map(|op| (*op).to_owned()).collect()),
-                    resources: Some(vec![resource.to_owned()]),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
+            match_constraints: Some(rollgate_rule(resource, operations)),
             variables: (!variables.is_empty()).then_some(variables),
             validations: Some(validations),
             ..Default::default()
@@ -193,22 +277,37 @@ fn bound(
     BoundPolicy { policy, binding }
 }
 
-/// The YAML files for every policy (policy and binding in one file), in a stable order.
+/// The YAML files for every policy (policy and binding in one file), in a stable order: the
+/// validating policies, then the mutating one.
 pub fn policy_files() -> Result<Vec<GeneratedFile>, serde_saphyr::ser_error::Error> {
-    admission_policies()
+    let mut files = admission_policies()
         .into_iter()
-        .map(|bound| {
-            let name = bound.policy.metadata.name.clone().unwrap_or_default();
-            let policy = serde_saphyr::to_string(&bound.policy)?;
-            let binding = serde_saphyr::to_string(&bound.binding)?;
-            Ok(GeneratedFile {
-                file_name: format!("{name}.yaml"),
-                content: format!(
-                    "# Generated by `cargo run -p rollgate-crds --bin crdgen`. Do not edit.\n{policy}---\n{binding}"
-                ),
-            })
-        })
-        .collect()
+        .map(|bound| policy_file(&bound.policy.metadata, &bound.policy, &bound.binding))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stamp = stamp_requested_by();
+    files.push(policy_file(
+        &stamp.policy.metadata,
+        &stamp.policy,
+        &stamp.binding,
+    )?);
+    Ok(files)
+}
+
+/// One file holding `policy` and its `binding`, named after the policy.
+fn policy_file(
+    metadata: &ObjectMeta,
+    policy: &impl serde::Serialize,
+    binding: &impl serde::Serialize,
+) -> Result<GeneratedFile, serde_saphyr::ser_error::Error> {
+    let name = metadata.name.clone().unwrap_or_default();
+    let policy = serde_saphyr::to_string(policy)?;
+    let binding = serde_saphyr::to_string(binding)?;
+    Ok(GeneratedFile {
+        file_name: format!("{name}.yaml"),
+        content: format!(
+            "# Generated by `cargo run -p rollgate-crds --bin crdgen`. Do not edit.\n{policy}---\n{binding}"
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -227,8 +326,14 @@ mod tests {
     #[test]
     fn files_hold_policy_and_binding() {
         let files = policy_files().unwrap();
-        assert_eq!(files.len(), 3);
-        for file in files {
+        assert_eq!(files.len(), 4);
+        let (mutating, validating) = files.split_last().unwrap();
+        assert!(
+            mutating
+                .content
+                .contains("kind: MutatingAdmissionPolicyBinding\n")
+        );
+        for file in validating {
             assert!(file.content.contains("kind: ValidatingAdmissionPolicy\n"));
             assert!(
                 file.content

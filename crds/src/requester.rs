@@ -1,25 +1,26 @@
 //! Who requested a revision: the person who last changed a Rollout's pod template.
 //!
 //! The approval gate must know the requester, because by default nobody approves their own
-//! change. A ValidatingAdmissionPolicy can check a request but cannot change the object, so the
-//! requester is recorded by the client and checked by the API server:
+//! change. The API server records it, so no client has to cooperate:
 //!
-//! - A request that creates a Rollout, or changes its `spec.template`, must set the annotation
-//!   [`REQUESTED_BY_ANNOTATION`] (`rollgate.io/requested-by`) to the requesting user's own name,
-//!   exactly as the API server authenticates them (`request.userInfo.username`). The admission
-//!   policy `rollgate-requested-by` (shipped under `crds/policies/`) refuses it otherwise, and
-//!   its message names the user name to write.
-//! - The annotation may not change without a template change, so it can be neither removed nor
-//!   pointed at someone else afterwards: it always names whoever set the current template.
+//! - The MutatingAdmissionPolicy `rollgate-stamp-requested-by` (shipped under
+//!   `crds/policies/`) sets the annotation [`REQUESTED_BY_ANNOTATION`]
+//!   (`rollgate.io/requested-by`) to the requesting user, exactly as the API server
+//!   authenticates them (`request.userInfo.username`), whenever a request creates a Rollout or
+//!   changes its `spec.template`. On any other update it writes back the previous value, so the
+//!   annotation can be neither forged nor removed: it always names whoever set the current
+//!   template.
+//! - The ValidatingAdmissionPolicy `rollgate-requested-by` checks the same rules after every
+//!   mutation. With the mutating policy installed it always passes; on a cluster where the
+//!   mutating policy is switched off, clients must write the annotation themselves and the
+//!   validating policy refuses a wrong one, naming the user name to write.
 //! - Status and scale updates (subresources) are not affected.
 //!
-//! How clients comply: with kubectl, put the annotation in the manifest next to the template
-//! change (`kubectl apply`), or `kubectl annotate --overwrite` in the same `kubectl patch`. A
-//! GitOps tool writes the template as its own service account, so its manifests carry that
-//! name (for example `system:serviceaccount:argocd:argocd-application-controller`): the
-//! requester is then the GitOps tool, and the people who approve are checked against that. The
-//! controller should read the requester when it first detects a revision and keep it with the
-//! revision (for example in the RevisionDetected audit record's actor).
+//! A GitOps tool writes the template as its own service account (for example
+//! `system:serviceaccount:argocd:argocd-application-controller`): the requester is then the
+//! GitOps tool, and the people who approve are checked against that. The controller reads the
+//! requester when it first detects a revision and keeps it as the actor of the revision's
+//! audit record.
 
 use crate::Rollout;
 

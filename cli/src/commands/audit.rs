@@ -1,13 +1,12 @@
 //! `audit verify`: recompute a Rollout's audit chain(s) and name the first broken link.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use kube::Api;
 use kube::api::ListParams;
-use rollgate_crds::AuditRecord;
-use rollgate_crds::audit::verify_records;
+use rollgate_crds::audit::{chains_by_uid, recorded_head, verify_records};
+use rollgate_crds::{AuditRecord, Rollout};
 
 use crate::connect::Connection;
 
@@ -27,6 +26,9 @@ pub async fn records_of(connection: &Connection, name: &str) -> Result<Vec<Audit
     Ok(records)
 }
 
+/// Verifies every chain of the Rollout `name` (the live Rollout's chain also against the head
+/// it recorded, so deleted newest records are found) and prints one line per chain; fails when
+/// a chain is broken or there are no records.
 pub async fn verify(connection: &Connection, name: &str) -> Result<ExitCode> {
     let records = records_of(connection, name).await?;
     if records.is_empty() {
@@ -36,17 +38,15 @@ pub async fn verify(connection: &Connection, name: &str) -> Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    // A Rollout deleted and created again under the same name has a chain per uid.
-    let mut chains: BTreeMap<String, Vec<AuditRecord>> = BTreeMap::new();
-    for record in records {
-        chains
-            .entry(record.spec.rollout_uid.clone())
-            .or_default()
-            .push(record);
-    }
+    let rollout = Api::<Rollout>::namespaced(connection.client.clone(), &connection.namespace)
+        .get_opt(name)
+        .await
+        .context("get the rollout")?;
     let mut ok = true;
-    for (uid, chain) in &chains {
-        match verify_records(chain, None) {
+    for chain in chains_by_uid(records) {
+        let uid = chain[0].spec.rollout_uid.clone();
+        let head = recorded_head(rollout.as_ref(), &uid);
+        match verify_records(&chain, head.as_ref()) {
             Ok(count) => {
                 println!("OK: audit chain of rollout {name} (uid {uid}): {count} records verified")
             }

@@ -10,7 +10,8 @@
 use kube::Api;
 use kube::api::ListParams;
 use rollgate_crds::AuditRecord;
-use rollgate_crds::audit::verify_records;
+use rollgate_crds::Rollout;
+use rollgate_crds::audit::{chains_by_uid, recorded_head, verify_records};
 use rollgate_proto::v1;
 use tonic::Status;
 
@@ -53,7 +54,7 @@ pub async fn chains(
         .await
         .map_err(|error| kube_status(error, "list audit records"))?
         .items;
-    Ok(group(
+    Ok(chains_by_uid(
         records
             .into_iter()
             .filter(|record| record.spec.rollout == name)
@@ -61,30 +62,25 @@ pub async fn chains(
     ))
 }
 
-/// Groups records by Rollout uid, chains oldest first, each in sequence order.
-pub fn group(records: Vec<AuditRecord>) -> Vec<Vec<AuditRecord>> {
-    let mut chains: Vec<Vec<AuditRecord>> = Vec::new();
-    for record in records {
-        match chains
-            .iter_mut()
-            .find(|chain| chain[0].spec.rollout_uid == record.spec.rollout_uid)
-        {
-            Some(chain) => chain.push(record),
-            None => chains.push(vec![record]),
-        }
-    }
-    for chain in &mut chains {
-        chain.sort_by_key(|record| record.spec.sequence);
-    }
-    chains.sort_by(|a, b| {
-        (&a[0].spec.time.0, &a[0].spec.rollout_uid)
-            .cmp(&(&b[0].spec.time.0, &b[0].spec.rollout_uid))
-    });
-    chains
+/// The live Rollout `name`, if there is one: its recorded chain head detects deleted newest
+/// records.
+pub async fn live_rollout(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Rollout>, Status> {
+    Api::<Rollout>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|error| kube_status(error, "get the rollout"))
 }
 
-/// The verdict on every chain: intact when all are, else the first broken link found.
-pub fn verify(chains: &[Vec<AuditRecord>]) -> v1::VerifyAuditChainResponse {
+/// The verdict on every chain (the live Rollout's chain against the head it recorded): intact
+/// when all are, else the first broken link found.
+pub fn verify(
+    chains: &[Vec<AuditRecord>],
+    rollout: Option<&Rollout>,
+) -> v1::VerifyAuditChainResponse {
     let records = chains.iter().map(Vec::len).sum::<usize>();
     let mut response = v1::VerifyAuditChainResponse {
         intact: true,
@@ -92,7 +88,8 @@ pub fn verify(chains: &[Vec<AuditRecord>]) -> v1::VerifyAuditChainResponse {
         ..Default::default()
     };
     for chain in chains {
-        if let Err(link) = verify_records(chain, None) {
+        let head = recorded_head(rollout, &chain[0].spec.rollout_uid);
+        if let Err(link) = verify_records(chain, head.as_ref()) {
             response.intact = false;
             response.first_broken_record = link.name.clone();
             response.reason = link.to_string();
@@ -135,12 +132,12 @@ mod tests {
         let mut records = chain("uid-new1", 2, 2_000);
         records.extend(chain("uid-old1", 3, 1_000));
         records.reverse();
-        let chains = group(records);
+        let chains = chains_by_uid(records);
         assert_eq!(chains.len(), 2);
         assert_eq!(chains[0][0].spec.rollout_uid, "uid-old1");
         let sequences: Vec<u64> = chains[0].iter().map(|r| r.spec.sequence).collect();
         assert_eq!(sequences, [0, 1, 2]);
-        let verdict = verify(&chains);
+        let verdict = verify(&chains, None);
         assert!(verdict.intact);
         assert_eq!(verdict.records, 5);
     }
@@ -149,7 +146,7 @@ mod tests {
     fn a_tampered_record_is_named() {
         let mut records = chain("uid-abcd", 3, 1_000);
         records[1].spec.actor = "mallory".into();
-        let verdict = verify(&group(records));
+        let verdict = verify(&chains_by_uid(records), None);
         assert!(!verdict.intact);
         assert_eq!(verdict.first_broken_record, "web-uid-abcd-0000000001");
         assert!(

@@ -303,7 +303,8 @@ impl RolloutService for Rollouts {
                 "no audit records of rollout {name:?} in namespace {namespace:?}"
             )));
         }
-        Ok(Response::new(audit::verify(&chains)))
+        let rollout = audit::live_rollout(&self.client, namespace, name).await?;
+        Ok(Response::new(audit::verify(&chains, rollout.as_ref())))
     }
 }
 

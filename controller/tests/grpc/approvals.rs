@@ -1,64 +1,20 @@
 //! Approve and Reject create the caller's own Approval, as the caller: the admission policy that
-//! refuses an Approval in someone else's name is installed and must let it through.
-
-use std::time::{Duration, Instant};
+//! refuses an Approval in someone else's name (installed with the CRDs by the cluster fixture)
+//! must let it through.
 
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use rollgate_crds::approval::{Decision, REVISION_LABEL, ROLLOUT_LABEL};
-use rollgate_crds::{Approval, ApprovalSpec};
+use rollgate_crds::Approval;
 use rollgate_proto::v1::{ApproveRequest, RejectRequest};
 use rollgate_testsupport::identity::{grant, rollgate_rule, service_account, wait_until_allowed};
-use rollgate_testsupport::tools::workspace_root;
-use rollgate_testsupport::{Cluster, TestNamespace, shared_cluster};
+use rollgate_testsupport::{TestNamespace, shared_cluster};
 use serde_json::json;
-use tokio::sync::OnceCell;
 use tonic::Code;
 
 use super::{IMAGE, authed, connect, create_rollout, id, serve, set_status};
 
 const REVISION: &str = "0123456789";
-
-static POLICY: OnceCell<()> = OnceCell::const_new();
-
-/// Installs the Approval admission policy and waits until it refuses a forged approver.
-async fn install_approval_policy(cluster: &Cluster, admin: &kube::Client, ns: &str) {
-    POLICY
-        .get_or_init(|| async {
-            let policy = workspace_root().join("crds/policies/rollgate-approvals.yaml");
-            let applied = cluster
-                .kubectl(&["apply", "--server-side", "-f", policy.to_str().unwrap()])
-                .expect("kubectl apply");
-            assert!(applied.status.success(), "{applied:?}");
-            let forged = Approval::new(
-                "forged",
-                ApprovalSpec {
-                    rollout: "web".into(),
-                    revision: REVISION.into(),
-                    digests: vec![format!("sha256:{}", "1".repeat(64))],
-                    decision: Decision::Approve,
-                    comment: None,
-                    approver: "someone-else".into(),
-                    approver_groups: vec![],
-                },
-            );
-            let approvals = Api::<Approval>::namespaced(admin.clone(), ns);
-            let started = Instant::now();
-            while approvals
-                .create(&PostParams::default(), &forged)
-                .await
-                .is_ok()
-            {
-                let _ = approvals.delete("forged", &Default::default()).await;
-                assert!(
-                    started.elapsed() < Duration::from_secs(30),
-                    "the policy never took effect"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-        .await;
-}
 
 #[tokio::test]
 async fn approve_and_reject_create_the_callers_own_approval_at_a_gate() -> anyhow::Result<()> {
@@ -66,7 +22,6 @@ async fn approve_and_reject_create_the_callers_own_approval_at_a_gate() -> anyho
     let admin = cluster.client().await?;
     let namespace = TestNamespace::create(cluster, &admin, "grpc-approve").await?;
     let ns = namespace.name();
-    install_approval_policy(cluster, &admin, ns).await;
     create_rollout(&admin, ns, "web", json!({})).await?;
     let approver = service_account(&admin, ns, "release-manager").await?;
     let rules = vec![

@@ -127,6 +127,45 @@ pub fn record_name(spec: &AuditRecordSpec) -> String {
     format!("{rollout}{suffix}")
 }
 
+/// Groups a Rollout's records into one chain per Rollout uid (a Rollout deleted and created
+/// again under the same name starts a chain of its own): oldest chain first, by the time of
+/// its first record, each in sequence order.
+pub fn chains_by_uid(records: Vec<AuditRecord>) -> Vec<Vec<AuditRecord>> {
+    let mut chains: Vec<Vec<AuditRecord>> = Vec::new();
+    for record in records {
+        match chains
+            .iter_mut()
+            .find(|chain| chain[0].spec.rollout_uid == record.spec.rollout_uid)
+        {
+            Some(chain) => chain.push(record),
+            None => chains.push(vec![record]),
+        }
+    }
+    for chain in &mut chains {
+        chain.sort_by_key(|record| record.spec.sequence);
+    }
+    chains.sort_by(|a, b| {
+        (&a[0].spec.time.0, &a[0].spec.rollout_uid)
+            .cmp(&(&b[0].spec.time.0, &b[0].spec.rollout_uid))
+    });
+    chains
+}
+
+/// The head `rollout` recorded for the chain of `uid`: only the live Rollout of that uid has
+/// one (`status.auditHead`).
+pub fn recorded_head(rollout: Option<&crate::Rollout>, uid: &str) -> Option<ChainHead> {
+    let rollout = rollout?;
+    if rollout.metadata.uid.as_deref() != Some(uid) {
+        return None;
+    }
+    rollout
+        .status
+        .as_ref()?
+        .audit_head
+        .as_ref()
+        .map(ChainHead::from)
+}
+
 /// The first broken link of a chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokenLink {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use policy::{ApprovalPolicy, Approvers, VerificationPolicyRef};
 pub use status::{
-    AbortStatus, ContainerImage, GateStatus, RolloutPhase, RolloutStatus, UserAction,
+    AbortStatus, AuditHead, ContainerImage, GateStatus, RolloutPhase, RolloutStatus, UserAction,
     UserActionKind, condition_types,
 };
 pub use strategy::{

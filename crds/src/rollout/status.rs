@@ -131,6 +131,31 @@ pub struct RolloutStatus {
     /// The id of the last user action the controller acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_action: Option<String>,
+
+    /// The newest AuditRecord the controller wrote for this Rollout, so that deleting the
+    /// newest records is detected too (`kubectl rollgate audit verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<AuditHead>,
+}
+
+/// The newest record of a Rollout's audit chain.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditHead {
+    /// Its sequence number.
+    pub sequence: u64,
+    /// Its hash.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub hash: String,
+}
+
+impl From<&AuditHead> for crate::audit::ChainHead {
+    fn from(head: &AuditHead) -> Self {
+        crate::audit::ChainHead {
+            sequence: head.sequence,
+            hash: head.hash.clone(),
+        }
+    }
 }
 
 /// An action a person requested on a rollout.

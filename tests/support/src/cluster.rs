@@ -143,12 +143,97 @@ impl Cluster {
     }
 
     /// Applies rollgate's generated CRDs (`crds/yaml`) and the Gateway API CRDs (generated from
-    /// the `gateway-api` crate), and waits until they are established.
+    /// the `gateway-api` crate), waits until they are established, then installs rollgate's
+    /// admission policies (`crds/policies`) and waits until the API server enforces them.
     pub fn install_crds(&self) -> Result<()> {
         self.apply_crds(&tools::workspace_root().join("crds/yaml"))?;
         let gateway_api = self.dir().join("gateway-api-crds");
         crate::gateway_api::write_crds(&gateway_api)?;
-        self.apply_crds(&gateway_api)
+        self.apply_crds(&gateway_api)?;
+        self.install_policies()
+    }
+
+    /// Applies `crds/policies` and waits until both kinds are in force: a server-side dry run
+    /// of a new Rollout gets the requested-by annotation stamped, and one of an Approval in
+    /// someone else's name is refused. (The API server loads policies asynchronously, a moment
+    /// after they are created.)
+    pub fn install_policies(&self) -> Result<()> {
+        let policies = tools::workspace_root().join("crds/policies");
+        let policies = policies.to_str().context("policy path is not UTF-8")?;
+        let applied = self.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            policies,
+        ])?;
+        if !applied.status.success() {
+            bail!(
+                "kubectl apply of the admission policies: {}",
+                String::from_utf8_lossy(&applied.stderr)
+            );
+        }
+        let probes = self.dir().join("policy-probes");
+        std::fs::create_dir_all(&probes)?;
+        let rollout = probes.join("rollout.json");
+        std::fs::write(
+            &rollout,
+            serde_json::to_vec(&crate::manifests::rollout(
+                "policy-probe",
+                1,
+                &"0".repeat(64),
+                serde_json::json!({"canary": {"steps": [{"setWeight": 50}]}}),
+            )?)?,
+        )?;
+        let approval = probes.join("approval.json");
+        std::fs::write(
+            &approval,
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "rollgate.io/v1alpha1",
+                "kind": "Approval",
+                "metadata": {"name": "policy-probe"},
+                "spec": {"rollout": "policy-probe", "revision": "0", "digests": [],
+                         "decision": "Approve", "approver": "somebody-else"}
+            }))?,
+        )?;
+        let path = |file: &Path| {
+            file.to_str()
+                .map(str::to_owned)
+                .context("probe path is not UTF-8")
+        };
+        let (rollout, approval) = (path(&rollout)?, path(&approval)?);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let stamped = self.kubectl(&[
+                "create",
+                "--dry-run=server",
+                "-n",
+                "default",
+                "-f",
+                &rollout,
+                "-o",
+                "jsonpath={.metadata.annotations.rollgate\\.io/requested-by}",
+            ])?;
+            let refused = self.kubectl(&[
+                "create",
+                "--dry-run=server",
+                "-n",
+                "default",
+                "-f",
+                &approval,
+            ])?;
+            let stamped = String::from_utf8_lossy(&stamped.stdout).trim() == "rollgate-admin";
+            if stamped && !refused.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the admission policies were not in force after 30 s (requested-by stamped: {stamped}, approval refused: {})",
+                    !refused.status.success()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Applies the CRDs in `path` (a file or a directory) and waits until they are established.
