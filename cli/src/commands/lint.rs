@@ -17,7 +17,13 @@ pub fn run(files: &[PathBuf]) -> Result<ExitCode> {
                 || format!("document {}", report.index),
                 |n| format!("rollout {n}"),
             );
-            if report.findings.is_empty() {
+            if let Some(kind) = &report.skipped {
+                println!(
+                    "{}: document {}: skipped ({kind})",
+                    file.display(),
+                    report.index
+                );
+            } else if report.findings.is_empty() {
                 println!("{}: {what}: OK", file.display());
             } else {
                 failed = true;

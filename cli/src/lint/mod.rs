@@ -48,8 +48,12 @@ pub struct DocumentReport {
     pub index: usize,
     /// The object's name, if it has one.
     pub name: Option<String>,
-    /// Problems found; empty when the document is a valid Rollout.
+    /// Problems found; empty when the document is a valid Rollout or skipped.
     pub findings: Vec<Finding>,
+    /// The kind of a document that is not lint's business (a Service, an HTTPRoute or an
+    /// AnalysisTemplate beside the Rollout): skipped, not a finding. Anything of kind `Rollout`
+    /// (another API group's is a finding) or of an unknown `rollgate.io` kind is linted.
+    pub skipped: Option<String>,
 }
 
 /// Why a file could not be linted at all.
@@ -78,6 +82,16 @@ pub fn rollout_schema() -> Result<Value, LintError> {
         .ok_or(LintError::NoSchema)
 }
 
+/// rollgate's kinds other than Rollout: lint leaves them to the API server.
+const OTHER_ROLLGATE_KINDS: [&str; 6] = [
+    "AnalysisTemplate",
+    "ClusterAnalysisTemplate",
+    "AnalysisRun",
+    "ImagePolicy",
+    "Approval",
+    "AuditRecord",
+];
+
 /// Lints every document of a YAML text.
 pub fn lint_text(text: &str) -> Result<Vec<DocumentReport>, LintError> {
     let documents: Vec<Value> =
@@ -90,13 +104,28 @@ pub fn lint_text(text: &str) -> Result<Vec<DocumentReport>, LintError> {
     Ok(documents
         .iter()
         .enumerate()
-        .map(|(index, document)| DocumentReport {
-            index,
-            name: document
-                .pointer("/metadata/name")
+        .map(|(index, document)| {
+            let kind = document.get("kind").and_then(Value::as_str).unwrap_or("");
+            let api_version = document
+                .get("apiVersion")
                 .and_then(Value::as_str)
-                .map(str::to_owned),
-            findings: lint_value(&schema, document),
+                .unwrap_or("");
+            let ours = kind == "Rollout"
+                || (api_version.starts_with("rollgate.io/")
+                    && !OTHER_ROLLGATE_KINDS.contains(&kind));
+            DocumentReport {
+                index,
+                name: document
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                findings: if ours {
+                    lint_value(&schema, document)
+                } else {
+                    Vec::new()
+                },
+                skipped: (!ours).then(|| kind.to_owned()),
+            }
         })
         .collect())
 }

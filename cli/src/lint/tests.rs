@@ -196,16 +196,20 @@ fn the_committed_bad_rule_fixture_fails_its_cel_rule() {
 #[test]
 fn other_kinds_and_multiple_documents() {
     let text = format!(
-        "{}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n",
+        "{}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n---\napiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {{name: r}}\n",
         fixture("valid-blue-green.yaml")
     );
     let reports = lint_text(&text).unwrap();
-    assert_eq!(reports.len(), 2);
+    assert_eq!(reports.len(), 3);
     assert!(reports[0].findings.is_empty());
+    assert_eq!(reports[0].skipped, None);
+    assert!(reports[1].findings.is_empty(), "other kinds are skipped");
+    assert_eq!(reports[1].skipped.as_deref(), Some("ConfigMap"));
     assert!(
-        reports[1].findings[0]
+        reports[2].findings[0]
             .message
-            .contains("not a rollgate Rollout")
+            .contains("not a rollgate Rollout"),
+        "a Rollout of another API group is a finding"
     );
     assert!(matches!(lint_text("a: [b"), Err(LintError::Yaml(_))));
 }

@@ -79,17 +79,30 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
                 decision.abort("analysis", &format!("post-promotion analysis: {reason}"));
                 return aborted(decision, &strategy, &stable);
             }
+            AnalysisOutcome::Inconclusive(reason) => {
+                // Like an inconclusive canary step: a person decides; it never completes alone.
+                if decision.action_is(UserActionKind::Promote)
+                    || decision.action_is(UserActionKind::PromoteFull)
+                {
+                    decision.note(
+                        "Promoted",
+                        format!(
+                            "post-promotion analysis inconclusive ({reason}): accepted by a person"
+                        ),
+                    );
+                } else {
+                    decision.phase(
+                        RolloutPhase::Paused,
+                        format!("post-promotion analysis inconclusive ({reason}); promote to accept, or abort"),
+                    );
+                    return switching(decision, &strategy, &stable, target);
+                }
+            }
             outcome => {
                 if outcome == AnalysisOutcome::NotStarted {
                     decision.start_analyses.push(AnalysisKey::PostPromotion);
                 }
-                let message = match outcome {
-                    AnalysisOutcome::Inconclusive(reason) => {
-                        format!("post-promotion analysis inconclusive: {reason}")
-                    }
-                    _ => "post-promotion analysis running".to_owned(),
-                };
-                decision.phase(RolloutPhase::Progressing, message);
+                decision.phase(RolloutPhase::Progressing, "post-promotion analysis running");
                 return switching(decision, &strategy, &stable, target);
             }
         }

@@ -83,6 +83,7 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         promote_once = true;
     }
     let mut promote = || std::mem::take(&mut promote_once);
+    let mut background_held = background_inconclusive(&mut decision, &canary, &mut promote);
     loop {
         let Some(step) = steps.get(index) else {
             decision.status.current_step_index = Some(step_count(steps));
@@ -96,6 +97,13 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
             decision.phase(
                 RolloutPhase::Paused,
                 "paused by a person; resume to continue",
+            );
+            break;
+        }
+        if let Some(reason) = background_held.take() {
+            decision.phase(
+                RolloutPhase::Paused,
+                format!("background analysis inconclusive ({reason}); promote to continue without it, or abort"),
             );
             break;
         }
@@ -267,6 +275,64 @@ fn step_outcome(
     }
     // The schema admits no step without a kind; treat one as done rather than stall.
     StepOutcome::Done
+}
+
+/// The Analysis condition reason that records a person's decision to continue past an
+/// inconclusive background analysis.
+const INCONCLUSIVE_ACCEPTED: &str = "InconclusiveAccepted";
+
+/// An inconclusive background analysis holds the rollout for a person, like an inconclusive
+/// analysis step: it never promotes on its own. A promote accepts it (recorded in the Analysis
+/// condition, for this revision and attempt) and the rollout continues without that guard.
+/// Returns the reason while the rollout is held.
+fn background_inconclusive(
+    decision: &mut Decision<'_, '_>,
+    canary: &CanaryStrategy,
+    promote: &mut impl FnMut() -> bool,
+) -> Option<String> {
+    if canary.analysis.is_none() {
+        return None;
+    }
+    let AnalysisOutcome::Inconclusive(reason) =
+        decision.observed.gates.analysis(&AnalysisKey::Background)
+    else {
+        return None;
+    };
+    let marker = format!(
+        "revision {} attempt {}",
+        decision.observed.desired_revision,
+        decision.status.attempt.unwrap_or(0)
+    );
+    let accepted = decision.status.conditions.iter().any(|c| {
+        c.type_ == condition_types::ANALYSIS
+            && c.reason == INCONCLUSIVE_ACCEPTED
+            && c.message.starts_with(&marker)
+    });
+    if accepted {
+        return None;
+    }
+    if promote() {
+        decision.note(
+            "Promoted",
+            format!(
+                "background analysis inconclusive ({reason}): continued by a person without it"
+            ),
+        );
+        decision.condition(
+            condition_types::ANALYSIS,
+            false,
+            INCONCLUSIVE_ACCEPTED,
+            format!("{marker}: background analysis inconclusive ({reason}); a person continued without it"),
+        );
+        return None;
+    }
+    decision.condition(
+        condition_types::ANALYSIS,
+        false,
+        "Inconclusive",
+        format!("background analysis: {reason}"),
+    );
+    Some(reason)
 }
 
 /// The canary weight in force at step `index`: the step's own weight if it sets one, else the

@@ -94,6 +94,25 @@ fn failed_pre_promotion_analysis_aborts_before_any_switch() {
 }
 
 #[test]
+fn an_inconclusive_post_promotion_analysis_waits_for_a_person() {
+    let mut world = blue_green(json!({"autoPromotion": true,
+        "postPromotionAnalysis": {"templates": [{"templateName": "slo"}]}}));
+    world.deploy("v2");
+    world.settle();
+    world.set_analysis(
+        AnalysisKey::PostPromotion,
+        AnalysisOutcome::Inconclusive("no data".into()),
+    );
+    world.settle();
+    assert_eq!(world.phase(), RolloutPhase::Paused);
+    assert_eq!(world.status().stable_revision.as_deref(), Some("v1"));
+    world.act(UserActionKind::Promote, "alice");
+    world.settle();
+    assert_eq!(world.status().stable_revision.as_deref(), Some("v2"));
+    assert_eq!(world.phase(), RolloutPhase::Healthy);
+}
+
+#[test]
 fn failed_post_promotion_analysis_switches_traffic_back() {
     let mut world = blue_green(json!({"autoPromotion": true,
         "postPromotionAnalysis": {"templates": [{"templateName": "slo"}]}}));

@@ -299,6 +299,49 @@ fn background_analysis_failure_aborts_at_any_step() {
 }
 
 #[test]
+fn an_inconclusive_background_analysis_holds_until_a_person_continues() {
+    let mut world = World::stable(rollout(
+        json!({"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "1s"}}, {"setWeight": 100}],
+                          "analysis": {"templates": [{"templateName": "errors"}]}}}),
+        2,
+    ));
+    world.deploy("v2");
+    world.set_analysis(
+        AnalysisKey::Background,
+        AnalysisOutcome::Inconclusive("2 inconclusive measurements".into()),
+    );
+    world.settle();
+    world.advance_time(60);
+    world.settle();
+    assert_eq!(world.phase(), RolloutPhase::Paused, "{:?}", world.status());
+    assert_eq!(world.step_index(), 0, "it does not advance on its own");
+    assert_ne!(world.status().stable_revision.as_deref(), Some("v2"));
+
+    world.act(UserActionKind::Promote, "alice");
+    let reasons = world.settle();
+    assert!(reasons.contains(&"Promoted"), "{reasons:?}");
+    world.advance_time(60);
+    world.settle();
+    assert_eq!(
+        world.status().stable_revision.as_deref(),
+        Some("v2"),
+        "continued once a person accepted the inconclusive analysis"
+    );
+
+    // The acceptance is for that revision only.
+    world.deploy("v3");
+    world.set_analysis(
+        AnalysisKey::Background,
+        AnalysisOutcome::Inconclusive("again".into()),
+    );
+    world.settle();
+    world.advance_time(60);
+    world.settle();
+    assert_eq!(world.phase(), RolloutPhase::Paused);
+    assert_ne!(world.status().stable_revision.as_deref(), Some("v3"));
+}
+
+#[test]
 fn abort_then_retry_restarts_from_step_zero() {
     let mut world = four_step_canary(true);
     world.deploy("v2");
