@@ -8,6 +8,10 @@
 //! - `rollgate-audit-records`: an update may not change an AuditRecord's spec, labels or
 //!   annotations, whoever asks. A cluster administrator can still delete and recreate a record,
 //!   or delete the policy; the hash chain detects that. See [`crate::audit`].
+//! - `rollgate-user-actions`: a person's action written to a Rollout's status
+//!   (`status.userAction`: promote, abort, retry, pause, resume) must name the requesting user
+//!   in `by`, so the audit trail's actor of an action is who really asked. The gRPC API writes
+//!   it while impersonating its caller.
 //! - `rollgate-requested-by`: creating a Rollout or changing its `spec.template` must set the
 //!   annotation `rollgate.io/requested-by` to the requesting user's name, and the annotation
 //!   changes only together with the template. See [`crate::requester`].
@@ -43,6 +47,8 @@ pub const APPROVALS_POLICY: &str = "rollgate-approvals";
 pub const AUDIT_RECORDS_POLICY: &str = "rollgate-audit-records";
 /// The name of the policy on Rollouts' requested-by annotation.
 pub const REQUESTED_BY_POLICY: &str = "rollgate-requested-by";
+/// The name of the policy on the user actions people write to Rollouts' status.
+pub const USER_ACTIONS_POLICY: &str = "rollgate-user-actions";
 /// The name of the mutating policy that writes Rollouts' requested-by annotation.
 pub const STAMP_REQUESTED_BY_POLICY: &str = "rollgate-stamp-requested-by";
 
@@ -60,7 +66,7 @@ pub struct BoundPolicy {
 
 /// Every admission policy rollgate ships, with its binding.
 pub fn admission_policies() -> Vec<BoundPolicy> {
-    vec![approvals(), audit_records(), requested_by()]
+    vec![approvals(), audit_records(), requested_by(), user_actions()]
 }
 
 fn approvals() -> BoundPolicy {
@@ -104,6 +110,26 @@ fn audit_records() -> BoundPolicy {
         vec![Validation {
             expression: UNCHANGED_ON_UPDATE.into(),
             message: Some("an AuditRecord is immutable, for everyone".into()),
+            reason: Some("Forbidden".into()),
+            ..Default::default()
+        }],
+    )
+}
+
+fn user_actions() -> BoundPolicy {
+    bound(
+        USER_ACTIONS_POLICY,
+        "rollouts/status",
+        &["UPDATE"],
+        vec![Variable {
+            name: "changed".into(),
+            expression: "has(object.status) && has(object.status.userAction) && !(has(oldObject.status) && has(oldObject.status.userAction) && object.status.userAction == oldObject.status.userAction)".into(),
+        }],
+        vec![Validation {
+            expression: "!variables.changed || object.status.userAction.by == request.userInfo.username".into(),
+            message_expression: Some(
+                "'status.userAction.by must be your own user name, ' + request.userInfo.username + ': nobody acts in someone else\\'s name'".into(),
+            ),
             reason: Some("Forbidden".into()),
             ..Default::default()
         }],
@@ -326,7 +352,7 @@ mod tests {
     #[test]
     fn files_hold_policy_and_binding() {
         let files = policy_files().unwrap();
-        assert_eq!(files.len(), 4);
+        assert_eq!(files.len(), 5);
         let (mutating, validating) = files.split_last().unwrap();
         assert!(
             mutating

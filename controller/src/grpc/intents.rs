@@ -79,7 +79,9 @@ pub async fn request_action(
     let now = Timestamp::now();
     let id = action_id(kind, now);
     let patch = user_action_patch(name, kind, &caller.username, reason, &id, now);
-    let written = api
+    // As the caller: the admission policy checks that `by` is who really asked.
+    let as_caller = Api::<Rollout>::namespaced(impersonating(client, caller)?, namespace);
+    let written = as_caller
         .patch_status(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),

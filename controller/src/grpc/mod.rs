@@ -16,7 +16,7 @@
 //! | ListRollouts, GetRollout | `list` / `get` `rollouts.rollgate.io` |
 //! | WatchRollouts | `watch` `rollouts.rollgate.io` |
 //! | Approve, Reject | `create` `approvals.rollgate.io` |
-//! | Promote, Abort, Retry | `update` `rollouts.rollgate.io/status` |
+//! | Promote, Abort, Retry | `patch` `rollouts.rollgate.io/status` (and the write is made as the caller) |
 //! | ListAuditRecords, VerifyAuditChain | `get` `rollouts` and `list` `auditrecords.rollgate.io` |
 //!
 //! in the rollout's namespace (ListRollouts and WatchRollouts without a namespace: every
@@ -39,10 +39,11 @@
 //!
 //! Promote, Abort and Retry write `status.userAction` with the same patch as
 //! `kubectl rollgate` ([`rollgate_crds::rollout::intents`]), with `by` the authenticated user
-//! name, by server-side apply under the field manager [`FIELD_MANAGER`]. Approve and Reject
-//! create the same `Approval` as `kubectl rollgate approve`
-//! ([`rollgate_crds::approval::approval_request`]) while *impersonating* the caller (user, uid
-//! and groups), so the API server's admission policy checks the caller's own identity.
+//! name, by server-side apply under the field manager [`FIELD_MANAGER`], while *impersonating*
+//! the caller (user, uid and groups): the admission policy `rollgate-user-actions` checks that
+//! `by` is the caller. Approve and Reject create the same `Approval` as
+//! `kubectl rollgate approve` ([`rollgate_crds::approval::approval_request`]), also as the
+//! caller, so the admission policy on Approvals checks the caller's own identity.
 //!
 //! # RBAC the controller's ServiceAccount needs for this server (Helm chart)
 //!

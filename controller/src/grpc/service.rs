@@ -62,7 +62,7 @@ impl Rollouts {
         let caller = self.caller(&request).await?;
         let (rollout, kind, reason) = request.into_inner();
         let (namespace, name) = rollout_ref(rollout.as_ref())?;
-        let access = rollouts_access("update", "status", namespace, name);
+        let access = rollouts_access("patch", "status", namespace, name);
         self.auth.authorize(&caller, &access).await?;
         let written = request_action(
             &self.client,

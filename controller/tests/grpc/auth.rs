@@ -173,10 +173,10 @@ async fn an_operator_promotes_aborts_and_retries_in_its_own_name() -> anyhow::Re
     let operator = service_account(&admin, ns, "operator").await?;
     let rules = vec![
         rollgate_rule(&["rollouts"], &["get"]),
-        rollgate_rule(&["rollouts/status"], &["update"]),
+        rollgate_rule(&["rollouts/status"], &["patch"]),
     ];
     grant(&admin, &operator, "rollout-operator", rules).await?;
-    wait_until_allowed(&admin, &operator, "update", "rollouts/status").await?;
+    wait_until_allowed(&admin, &operator, "patch", "rollouts/status").await?;
     let served = serve(&admin).await?;
     let mut client = connect(&served).await?;
     let rollouts = Api::<Rollout>::namespaced(admin.clone(), ns);

@@ -130,10 +130,11 @@ pub async fn wait_for_scale(
 }
 
 /// Asks for a user action (`Promote`, `Abort`, `Retry`, …) through the status subresource,
-/// as the CLI and the gRPC API do.
+/// as the CLI and the gRPC API do, as the cluster admin (`by` must name the requesting user:
+/// the `rollgate-user-actions` admission policy).
 pub async fn request(api: &Api<Rollout>, name: &str, action: &str, id: &str) -> anyhow::Result<()> {
     let patch = json!({"status": {"userAction": {
-        "id": id, "action": action, "by": "e2e-test", "reason": "requested by the test",
+        "id": id, "action": action, "by": "rollgate-admin", "reason": "requested by the test",
         "time": "2026-01-01T00:00:00Z"
     }}});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
