@@ -164,7 +164,7 @@ async fn abort_mid_canary_restores_stable_and_retry_starts_over() -> anyhow::Res
     .await?;
     let status = aborted.status.expect("status");
     let abort = status.abort.expect("abort recorded");
-    assert_eq!(abort.by, "e2e-test");
+    assert_eq!(abort.by, "rollgate-admin");
     assert_eq!(status.canary_weight, Some(0));
     assert_eq!(s.selected_revision("cart-stable").await?, Some(v1.clone()));
     wait_for_scale(
