@@ -390,55 +390,32 @@ async fn the_api_server_refuses_approvals_without_rights_or_in_someone_else_s_na
 
     // In someone else's name, or with a group one is not in: refused by the admission policy.
     let as_erin = Api::<Approval>::namespaced(team.erin.client.clone(), &ns);
-    let forged = as_erin
-        .create(
-            &PostParams::default(),
-            &approval(
-                "web",
-                revision,
-                DIGEST_V2,
-                &team.dana.user.username,
-                &[RELEASE_MANAGERS],
-            )?,
-        )
-        .await
-        .expect_err("nobody approves in someone else's name");
-    assert!(
-        forged.to_string().contains("must be your own user name"),
-        "{forged}"
-    );
-    let borrowed = as_erin
-        .create(
-            &PostParams::default(),
-            &approval(
-                "web",
-                revision,
-                DIGEST_V2,
-                &team.erin.user.username,
-                &["admins"],
-            )?,
-        )
-        .await
-        .expect_err("nobody claims a group they are not in");
-    assert!(
-        borrowed.to_string().contains("only groups you are in"),
-        "{borrowed}"
-    );
+    let erin_approves = |approver: &str, groups: &[&str]| {
+        let approval = approval("web", revision, DIGEST_V2, approver, groups);
+        let as_erin = as_erin.clone();
+        async move { anyhow::Ok(as_erin.create(&PostParams::default(), &approval?).await) }
+    };
+    for (approver, groups, refusal) in [
+        (
+            team.dana.user.username.as_str(),
+            RELEASE_MANAGERS,
+            "must be your own user name",
+        ),
+        (
+            team.erin.user.username.as_str(),
+            "admins",
+            "only groups you are in",
+        ),
+    ] {
+        let refused = erin_approves(approver, &[groups])
+            .await?
+            .expect_err("the admission policy refuses it");
+        assert!(refused.to_string().contains(refusal), "{refused}");
+    }
 
     // Her own approval is accepted, and cannot be changed afterwards, not even by a cluster
     // administrator.
-    let own = as_erin
-        .create(
-            &PostParams::default(),
-            &approval(
-                "web",
-                revision,
-                DIGEST_V2,
-                &team.erin.user.username,
-                &[RELEASE_MANAGERS],
-            )?,
-        )
-        .await?;
+    let own = erin_approves(&team.erin.user.username, &[RELEASE_MANAGERS]).await??;
     let changed = Api::<Approval>::namespaced(team.admin.clone(), &ns)
         .patch(
             &own.name_any(),
