@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything rollgate's tests and demo need, on a fresh Debian machine or an old one:
 # Debian packages (Prometheus, the CNCF distribution registry), the Go-built local cluster
-# (which is also kubectl), the client tools the tests run (cosign, grpcurl), and the Rust build.
+# (which is also kubectl), the client tools the tests run (cosign, grpcurl, helm), and the Rust
+# build.
 # Idempotent: what is present and current is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,7 @@ build_tool() {
 }
 build_tool cosign github.com/sigstore/cosign/v3/cmd/cosign
 build_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
+build_tool helm helm.sh/helm/v4/cmd/helm
 
 # --- The Rust workspace -----------------------------------------------------------------------
 log "building the Rust workspace"

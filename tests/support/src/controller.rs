@@ -31,6 +31,13 @@ pub struct ControllerOptions {
     pub verify_images: bool,
     /// Registries reached over plain HTTP (`ROLLGATE_INSECURE_REGISTRIES`).
     pub insecure_registries: Vec<String>,
+    /// The kubeconfig the controller runs with (for example a ServiceAccount token's); the
+    /// cluster's admin kubeconfig when `None`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Extra command-line flags; a flag given here overrides the environment variable above.
+    pub args: Vec<String>,
+    /// Extra environment variables, set last (so `RUST_LOG` here replaces the default).
+    pub env: Vec<(String, String)>,
 }
 
 impl ControllerOptions {
@@ -42,6 +49,9 @@ impl ControllerOptions {
             analysis_addr: None,
             verify_images: false,
             insecure_registries: Vec::new(),
+            kubeconfig: None,
+            args: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -85,7 +95,14 @@ impl ControllerProcess {
             .arg("supervise")
             .arg("--")
             .arg(&binary)
-            .env("KUBECONFIG", cluster.kubeconfig())
+            .args(&options.args)
+            .env(
+                "KUBECONFIG",
+                options
+                    .kubeconfig
+                    .as_deref()
+                    .unwrap_or(cluster.kubeconfig()),
+            )
             .env("ROLLGATE_INSTANCE", name)
             .env("ROLLGATE_ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
             .env("ROLLGATE_GRPC_ADDR", "127.0.0.1:0")
@@ -94,6 +111,7 @@ impl ControllerProcess {
                 options.lease_duration_seconds.to_string(),
             )
             .env("RUST_LOG", "info,kube=warn")
+            .envs(options.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
@@ -147,6 +165,11 @@ impl ControllerProcess {
             std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children"))
                 .ok()?;
         children.split_whitespace().next()?.parse().ok()
+    }
+
+    /// The controller's log file.
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
     }
 
     /// The last lines of the controller's log.

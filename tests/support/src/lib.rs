@@ -23,6 +23,7 @@ pub mod cosign;
 pub mod demo_app;
 pub mod gateway_api;
 pub mod grpcurl;
+pub mod helm;
 pub mod identity;
 pub mod manifests;
 pub mod namespace;
