@@ -34,7 +34,12 @@ pub async fn run(connection: &Connection, name: &str, timeout: Duration) -> Resu
         while let Some(rollout) = stream.try_next().await? {
             let view = render::status_view(&rollout);
             if view != last_view {
-                bar.println(&view);
+                // A hidden bar (output not a terminal) prints nothing, so print plainly.
+                if bar.is_hidden() {
+                    println!("{view}");
+                } else {
+                    bar.println(&view);
+                }
                 last_view = view;
             }
             update_bar(&bar, &rollout);

@@ -177,8 +177,31 @@ impl Writer<'_> {
             {
                 continue;
             }
-            let replica_set = replicaset::build(self.rollout, &wanted.revision, wanted.replicas);
             let name = replicaset::name(self.rollout, &wanted.revision);
+            if current.is_some() {
+                // An existing ReplicaSet keeps its own revision's pod template: only its scale
+                // changes. (The Rollout's template is the desired revision's, not the stable's.)
+                let scale = json!({"spec": {"replicas": wanted.replicas}});
+                self.metrics.request("scale");
+                replica_sets
+                    .patch_scale(
+                        &name,
+                        &PatchParams {
+                            field_manager: Some(FIELD_MANAGER.to_owned()),
+                            ..PatchParams::default()
+                        },
+                        &Patch::Merge(&scale),
+                    )
+                    .await?;
+                continue;
+            }
+            if plan.status.current_revision.as_deref() != Some(wanted.revision.as_str()) {
+                // Only the desired revision's template is known; an old revision whose
+                // ReplicaSet is gone cannot be made again.
+                tracing::warn!(rollout = %self.rollout.name_any(), revision = %wanted.revision, "the ReplicaSet of an old revision is missing; it is not recreated");
+                continue;
+            }
+            let replica_set = replicaset::build(self.rollout, &wanted.revision, wanted.replicas);
             self.metrics.request("apply");
             replica_sets
                 .patch(&name, &Self::params(), &Patch::Apply(&replica_set))

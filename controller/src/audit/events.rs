@@ -36,9 +36,11 @@ pub fn audit_events(rollout: &Rollout, plan: &Plan) -> Vec<AuditEvent> {
     let new = &plan.status;
     let revision = new.current_revision.clone();
     let action = handled_action(&old, new);
-    // A new revision starts its conditions afresh: the previous revision's verdicts say nothing
-    // about it.
-    let previous = if old.current_revision == new.current_revision {
+    // Verification is decided afresh for every revision, so a new revision's is always news.
+    // The Analysis and Approved conditions are not: they keep the previous revision's verdict
+    // until this revision reaches an analysis or a gate, so they are compared with the old
+    // status, and a carried-over verdict is never recorded as the new revision's.
+    let verified_before = if old.current_revision == new.current_revision {
         old.clone()
     } else {
         RolloutStatus::default()
@@ -67,7 +69,7 @@ pub fn audit_events(rollout: &Rollout, plan: &Plan) -> Vec<AuditEvent> {
         detected.details = image_details(new);
         events.push(detected);
     }
-    if let Some(verified) = newly(&previous, new, condition_types::VERIFIED, |c| {
+    if let Some(verified) = newly(&verified_before, new, condition_types::VERIFIED, |c| {
         c.status == "True"
     }) {
         let mut passed = event(
@@ -80,11 +82,11 @@ pub fn audit_events(rollout: &Rollout, plan: &Plan) -> Vec<AuditEvent> {
         events.push(passed);
     }
     events.extend(
-        gate_events(&previous, new)
+        gate_events(&old, new)
             .into_iter()
             .map(|(kind, actor, reason, message)| event(kind, actor, reason, message)),
     );
-    if let Some(verdict) = newly(&previous, new, condition_types::ANALYSIS, |c| {
+    if let Some(verdict) = newly(&old, new, condition_types::ANALYSIS, |c| {
         ANALYSIS_VERDICTS.contains(&c.reason.as_str())
     }) {
         let mut analysed = event(

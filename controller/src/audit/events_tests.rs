@@ -140,6 +140,28 @@ fn a_failed_analysis_records_the_verdict_and_the_controller_s_abort() {
 }
 
 #[test]
+fn a_new_revision_does_not_inherit_the_previous_revision_s_verdicts() {
+    let mut world = gated_world();
+    settle(&mut world);
+    world.set_analysis(
+        AnalysisKey::Step(1),
+        AnalysisOutcome::Failed("error-rate: 0.3 > 0.05".into()),
+    );
+    settle(&mut world);
+    world.deploy("v3");
+    let events = settle(&mut world);
+    assert_eq!(
+        kinds(&events),
+        [
+            (AuditEventKind::RevisionDetected, "dana"),
+            (AuditEventKind::Verification, CONTROLLER_ACTOR),
+            (AuditEventKind::StepCompleted, CONTROLLER_ACTOR),
+        ],
+        "{events:?}"
+    );
+}
+
+#[test]
 fn people_s_actions_and_rejections_name_the_person() {
     let mut world = gated_world();
     settle(&mut world);

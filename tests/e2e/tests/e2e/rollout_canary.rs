@@ -1,14 +1,16 @@
 //! A canary on the real cluster, with the controller running as a process: each weight gives
 //! the replica counts it should, a person's promote moves past an untimed pause, and after the
-//! last step the new revision is stable and the old ReplicaSet scales down.
+//! last step the new revision is stable and the old ReplicaSet scales down; each ReplicaSet
+//! keeps its own revision's pod template throughout.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::api::{Api, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, PostParams};
 use rollgate_crds::Rollout;
 use rollgate_crds::rollout::RolloutPhase;
-use rollgate_testsupport::{TestNamespace, shared_cluster, shared_controller};
+use rollgate_testsupport::{TestNamespace, manifests, shared_cluster, shared_controller};
 
 use crate::rollouts::{
     DIGEST_V1, DIGEST_V2, at, canary, healthy, promote, replicas_by_revision, set_digest, wait_for,
@@ -76,6 +78,15 @@ async fn a_four_step_canary_goes_from_start_to_stable() -> anyhow::Result<()> {
         BTreeMap::from([(v1.clone(), 2), (v2.clone(), 2)]),
         "50% of 4 pods"
     );
+    // Each ReplicaSet keeps its own revision's pod template: scaling the stable one never
+    // gives it the canary's image.
+    assert_eq!(
+        images_by_revision(&replica_sets, "shop").await?,
+        BTreeMap::from([
+            (v1.clone(), manifests::app_image(DIGEST_V1)),
+            (v2.clone(), manifests::app_image(DIGEST_V2))
+        ])
+    );
 
     promote(&rollouts, "shop", "promote-2").await?;
     let done = wait_for(&rollouts, "shop", "completion", healthy(Some(v2.clone()))).await?;
@@ -85,6 +96,25 @@ async fn a_four_step_canary_goes_from_start_to_stable() -> anyhow::Result<()> {
     );
     // The old ReplicaSet scales down.
     wait_for_scale(&replica_sets, "shop", BTreeMap::from([(v1, 0), (v2, 4)])).await
+}
+
+/// The image of each revision's ReplicaSet of Rollout `name`.
+async fn images_by_revision(
+    replica_sets: &Api<ReplicaSet>,
+    name: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let listed = replica_sets
+        .list(&ListParams::default().labels(&format!("rollgate.io/rollout={name}")))
+        .await?;
+    Ok(listed
+        .items
+        .into_iter()
+        .filter_map(|rs| {
+            let revision = rs.labels().get("rollgate.io/revision")?.clone();
+            let image = rs.spec?.template?.spec?.containers.first()?.image.clone()?;
+            Some((revision, image))
+        })
+        .collect())
 }
 
 #[tokio::test]
