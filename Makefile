@@ -35,3 +35,4 @@ bench: setup
 	$(TARGET)/release/verify_latency
 	$(TARGET)/release/grpc_watch
 	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/fleet $(FLEET)
+	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/breach_to_abort

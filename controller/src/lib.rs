@@ -8,8 +8,8 @@
 pub mod admin;
 pub mod analysis;
 pub mod apply;
-pub mod audit;
 pub mod approvals;
+pub mod audit;
 pub mod context;
 pub mod controllers;
 pub mod decide;

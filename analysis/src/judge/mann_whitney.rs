@@ -72,6 +72,8 @@ struct Merged {
     pooled_ties: f64,
     /// `Σ(t³ − t)` over the tie groups inside each sample, added.
     within_ties: f64,
+    /// Per canary value `x[i]`, `#{j : y[j] < x[i]}`.
+    below: Vec<usize>,
 }
 
 fn ties_term(t: usize) -> f64 {
@@ -79,35 +81,73 @@ fn ties_term(t: usize) -> f64 {
     t * t * t - t
 }
 
-/// Walks both sorted samples value by value.
+/// Columns compared at once when counting the baseline values below a canary value.
+const CHUNK: usize = 8;
+
+/// Interleaved chains of canary values when counting.
+const LANES: usize = 4;
+
+/// The length of each run of equal values in a sorted sample.
+fn runs(sorted: &[f64]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let first = *sorted.get(start)?;
+        let mut end = start + 1;
+        while end < sorted.len() && sorted[end] == first {
+            end += 1;
+        }
+        let run = (start, end - start);
+        start = end;
+        Some(run)
+    })
+}
+
+/// Summarises two sorted samples: `U` from `#{y < x[i]}` for every `i` and the tie groups from
+/// the runs of equal values, with `(a+b)³ − (a+b) = (a³ − a) + (b³ − b) + 3ab(a+b)` for a
+/// value held `a` times by `x` and `b` times by `y`.
+///
+/// `#{y < x[i]}` is at least its value for `x[i − LANES]` (both ascend); from there it is
+/// counted [`CHUNK`] values at a time without branching on the data (the values below `x[i]`
+/// are a prefix of `y`), and the [`LANES`] interleaved chains overlap in the processor.
 fn merge(x: &[f64], y: &[f64]) -> Merged {
-    let (mut i, mut j) = (0, 0);
-    let mut merged = Merged {
-        u: 0.0,
-        pooled_ties: 0.0,
-        within_ties: 0.0,
-    };
-    while i < x.len() || j < y.len() {
-        let value = match (x.get(i), y.get(j)) {
-            (Some(&a), Some(&b)) => a.min(b),
-            (Some(&a), None) => a,
-            (None, Some(&b)) => b,
-            (None, None) => break,
-        };
-        let (start_x, start_y) = (i, j);
-        while i < x.len() && x[i] == value {
-            i += 1;
+    let padded: Vec<f64> = y.iter().copied().chain([f64::INFINITY; CHUNK]).collect();
+    let mut below = vec![0usize; x.len()];
+    for (i, &xi) in x.iter().enumerate() {
+        let mut q = i.checked_sub(LANES).map_or(0, |earlier| below[earlier]);
+        loop {
+            let ys: &[f64; CHUNK] = padded[q..q + CHUNK]
+                .try_into()
+                .expect("the padding holds a whole chunk");
+            let step: usize = ys.iter().map(|&v| usize::from(v < xi)).sum();
+            q += step;
+            if step < CHUNK {
+                break;
+            }
         }
-        while j < y.len() && y[j] == value {
-            j += 1;
-        }
-        let (a, b) = (i - start_x, j - start_y);
-        // Each of the `a` canary values beats the `start_y` smaller baseline values and ties `b`.
-        merged.u += a as f64 * (start_y as f64 + 0.5 * b as f64);
-        merged.pooled_ties += ties_term(a + b);
-        merged.within_ties += ties_term(a) + ties_term(b);
+        below[i] = q;
     }
-    merged
+    let mut u = below.iter().sum::<usize>() as f64;
+    let mut within_ties = 0.0;
+    let mut cross_ties = 0.0;
+    for (start, a) in runs(x) {
+        let (value, first_equal) = (x[start], below[start]);
+        let mut b = 0;
+        while padded[first_equal + b] == value {
+            b += 1;
+        }
+        u += 0.5 * (a * b) as f64;
+        within_ties += ties_term(a);
+        cross_ties += 3.0 * (a * b) as f64 * (a + b) as f64;
+    }
+    for (_, b) in runs(y) {
+        within_ties += ties_term(b);
+    }
+    Merged {
+        u,
+        pooled_ties: within_ties + cross_ties,
+        within_ties,
+        below,
+    }
 }
 
 fn sorted_checked(sample: &[f64], name: &'static str) -> Result<Vec<f64>, JudgeError> {
@@ -183,6 +223,8 @@ pub fn mann_whitney(
     };
 
     let mut differences = PairwiseDifferences::new(&x, &y);
+    // `x[i] − y[j] > 0` exactly when `y[j] < x[i]`: the merge counted the sweep at 0.
+    differences.record(0.0, merged.below);
     let hodges_lehmann = differences.median();
     let count = differences.len();
     let sigma0 = (n * m / 12.0 * ((total + 1.0) - merged.within_ties / (total * (total - 1.0))))
@@ -269,6 +311,54 @@ mod tests {
             sorted.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn merge_matches_counting_every_pair() {
+        let mut state = 3u64;
+        let mut draw = |scale: f64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64 * scale).floor()
+        };
+        for (n, m, scale) in [
+            (40, 35, 6.0),
+            (200, 150, 40.0),
+            (9, 300, 3.0),
+            (64, 64, 1e9),
+        ] {
+            let mut x: Vec<f64> = (0..n).map(|_| draw(scale)).collect();
+            let mut y: Vec<f64> = (0..m).map(|_| draw(scale) + 0.5 * draw(2.0)).collect();
+            x.sort_by(f64::total_cmp);
+            y.sort_by(f64::total_cmp);
+            let merged = merge(&x, &y);
+            let mut u = 0.0;
+            for &a in &x {
+                u += y
+                    .iter()
+                    .map(|&b| f64::from(a > b) + 0.5 * f64::from(a == b))
+                    .sum::<f64>();
+            }
+            let below: Vec<usize> = x
+                .iter()
+                .map(|&a| y.iter().filter(|&&b| b < a).count())
+                .collect();
+            let ties = |sample: &[f64]| -> f64 {
+                let mut values: Vec<f64> = sample.to_vec();
+                values.dedup();
+                values
+                    .iter()
+                    .map(|&v| ties_term(sample.iter().filter(|&&s| s == v).count()))
+                    .sum()
+            };
+            let mut pooled: Vec<f64> = x.iter().chain(&y).copied().collect();
+            pooled.sort_by(f64::total_cmp);
+            assert_eq!(merged.u, u, "n = {n}, m = {m}");
+            assert_eq!(merged.below, below);
+            assert_eq!(merged.within_ties, ties(&x) + ties(&y));
+            assert_eq!(merged.pooled_ties, ties(&pooled));
+        }
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! With `x` and `y` sorted ascending, the differences form an implicit matrix whose rows
 //! (fixed `i`) decrease with `j` and whose columns (fixed `j`) increase with `i`; this holds for
 //! the rounded floating-point differences too, because rounding is monotone. For a threshold
-//! `t`, one two-pointer sweep in `O(n + m)` counts exactly the differences `≤ t` and finds the
-//! largest difference `≤ t` and the smallest `> t` ([`PairwiseDifferences::sweep`]).
+//! `t`, one sweep in `O(n + m)` counts exactly the differences `≤ t` and finds the largest
+//! difference `≤ t` and the smallest `> t` ([`PairwiseDifferences::sweep`]).
 //!
 //! To find the `k`-th smallest difference `D(k)` we keep a bracket of two sweeps,
 //! `count(lo) < k ≤ count(hi)`, so `D(k)` lies in `[ceil(lo), floor(hi)]` (the smallest
@@ -19,7 +19,16 @@
 //! distinct value, and runs of tied values end the search as soon as `ceil(lo) = floor(hi)`.
 //! Once at most [`GATHER`] candidates remain, they are collected and the answer is taken with
 //! `select_nth_unstable`. Sweeps are cached, so the order statistics needed for a
-//! Hodges-Lehmann estimate and its interval share their brackets.
+//! Hodges-Lehmann estimate and its interval share their brackets; a caller that counted a
+//! sweep already hands it over with [`PairwiseDifferences::record`] (the Mann-Whitney merge
+//! counts the one at 0).
+//!
+//! A sweep is branch-free on the data: each row's count is advanced [`CHUNK`] columns at a
+//! time by counting the comparisons that hold (they are a prefix of the chunk), starting from
+//! the larger of the bracket's position and the position [`LANES`] rows earlier, so that
+//! several independent chains of rows overlap in the processor. That made the 2×500-sample
+//! judgement about twice as fast as a two-pointer walk whose exit branch mispredicts on
+//! every row.
 
 /// Candidate count under which the remaining candidates are gathered and selected directly.
 const GATHER: usize = 512;
@@ -30,6 +39,24 @@ const AIM: usize = GATHER / 4;
 
 /// Sweep budget for one order statistic, after which the candidates are gathered regardless.
 const MAX_SWEEPS: usize = 96;
+
+/// Columns a sweep compares at once.
+const CHUNK: usize = 8;
+
+/// Interleaved chains of rows in a sweep.
+const LANES: usize = 4;
+
+/// The [`CHUNK`] values `y[p..p + CHUNK]` (sentinels past the end), for `p ≤ m`.
+fn chunk(padded: &[f64], p: usize) -> &[f64; CHUNK] {
+    padded[p + 1..p + 1 + CHUNK]
+        .try_into()
+        .expect("the padding holds a whole chunk")
+}
+
+/// How many of `x − y[p + q]` (`q < CHUNK`) exceed `t`: a prefix, as they descend.
+fn count_greater(x: f64, t: f64, ys: &[f64; CHUNK]) -> usize {
+    ys.iter().map(|&y| usize::from(x - y > t)).sum()
+}
 
 /// One counting sweep at a threshold.
 struct Sweep {
@@ -50,6 +77,8 @@ struct Sweep {
 pub(crate) struct PairwiseDifferences<'a> {
     x: &'a [f64],
     y: &'a [f64],
+    /// `y` after a −∞ and before [`CHUNK`] +∞ sentinels: `padded[j + 1] = y[j]`.
+    padded: Vec<f64>,
     sweeps: Vec<Sweep>,
     scratch: Vec<f64>,
     rng: u64,
@@ -77,9 +106,14 @@ impl<'a> PairwiseDifferences<'a> {
             ceil: f64::INFINITY,
             positions: vec![0; n],
         };
+        let mut padded = Vec::with_capacity(m + 1 + CHUNK);
+        padded.push(f64::NEG_INFINITY);
+        padded.extend_from_slice(y);
+        padded.extend([f64::INFINITY; CHUNK]);
         Self {
             x,
             y,
+            padded,
             sweeps: vec![below, top],
             scratch: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -220,34 +254,75 @@ impl<'a> PairwiseDifferences<'a> {
 
     /// Counts the differences `≤ t` (with `lo.value ≤ t ≤ hi.value`), caches the sweep and
     /// returns its index.
+    ///
+    /// Row `i`'s position `p` (the number of `j` with `x[i] − y[j] > t`) is at least the
+    /// bracket's `hi_pos[i]` and, because `x` ascends, at least row `i − LANES`'s. From there it
+    /// is counted [`CHUNK`] columns at a time without branching on the data: within a row the
+    /// differences descend, so the ones `> t` are a prefix and their count is the step. The
+    /// [`LANES`] interleaved chains of rows are independent of each other, so the processor
+    /// overlaps them. When no row's window is wider than a chunk, every row starts at
+    /// `hi_pos[i]` alone.
     fn sweep(&mut self, t: f64, lo: usize, hi: usize) -> usize {
-        let (x, y) = (self.x, self.y);
-        let m = y.len();
+        let (x, padded) = (self.x, &self.padded);
         let lo_pos = &self.sweeps[lo].positions;
         let hi_pos = &self.sweeps[hi].positions;
-        let mut positions = Vec::with_capacity(x.len());
-        let mut count_le = 0usize;
-        let (mut floor, mut ceil) = (f64::NEG_INFINITY, f64::INFINITY);
-        let mut p = 0usize;
-        for (i, &xi) in x.iter().enumerate() {
-            let end = lo_pos[i];
-            p = p.max(hi_pos[i]).min(end);
-            while p < end && xi - y[p] > t {
-                p += 1;
+        let narrow = lo_pos
+            .iter()
+            .zip(hi_pos)
+            .all(|(&end, &start)| end - start <= CHUNK);
+        let mut positions = hi_pos.clone();
+        if narrow {
+            for (p, &xi) in positions.iter_mut().zip(x) {
+                *p += count_greater(xi, t, chunk(padded, *p));
             }
-            positions.push(p);
-            count_le += m - p;
-            // The row's largest difference `≤ t` is at `p`, its smallest `> t` at `p − 1`.
-            if let Some(&yp) = y.get(p) {
-                floor = floor.max(xi - yp);
-            }
-            if p > 0 {
-                ceil = ceil.min(xi - y[p - 1]);
+        } else {
+            for (i, &xi) in x.iter().enumerate() {
+                let mut p = positions[i];
+                if let Some(&earlier) = i.checked_sub(LANES).map(|e| &positions[e]) {
+                    p = p.max(earlier);
+                }
+                loop {
+                    let step = count_greater(xi, t, chunk(padded, p));
+                    p += step;
+                    if step < CHUNK {
+                        break;
+                    }
+                }
+                positions[i] = p;
             }
         }
+        self.record(t, positions)
+    }
+
+    /// Caches a sweep at `t` whose `positions[i]` is the number of `j` with `x[i] − y[j] > t`
+    /// (for example one the caller counted already) and returns its index.
+    pub(crate) fn record(&mut self, t: f64, positions: Vec<usize>) -> usize {
+        debug_assert_eq!(positions.len(), self.x.len());
+        let (x, padded) = (self.x, &self.padded);
+        let m = self.y.len();
+        // Each row's largest difference `≤ t` is at `y[p]`, its smallest `> t` at `y[p − 1]`;
+        // the sentinels make them −∞ and +∞ past the ends. Independent accumulators per lane
+        // keep the reductions off one dependency chain.
+        let mut floors = [f64::NEG_INFINITY; LANES];
+        let mut ceils = [f64::INFINITY; LANES];
+        let mut greater = 0usize;
+        for (i, (&xi, &p)) in x.iter().zip(&positions).enumerate() {
+            let lane = i % LANES;
+            let at = xi - padded[p + 1];
+            let before = xi - padded[p];
+            floors[lane] = if at > floors[lane] { at } else { floors[lane] };
+            ceils[lane] = if before < ceils[lane] {
+                before
+            } else {
+                ceils[lane]
+            };
+            greater += p;
+        }
+        let floor = floors.into_iter().fold(f64::NEG_INFINITY, f64::max);
+        let ceil = ceils.into_iter().fold(f64::INFINITY, f64::min);
         self.sweeps.push(Sweep {
             value: t,
-            count_le,
+            count_le: x.len() * m - greater,
             floor,
             ceil,
             positions,
@@ -372,6 +447,33 @@ mod tests {
             PairwiseDifferences::new(&x, &y).median(),
             (all[half - 1] + all[half]) / 2.0
         );
+    }
+
+    #[test]
+    fn a_recorded_sweep_gives_the_same_order_statistics() {
+        let mut state = 5u64;
+        let mut x: Vec<f64> = (0..120).map(|_| (lcg(&mut state) * 30.0).round()).collect();
+        let mut y: Vec<f64> = (0..90).map(|_| lcg(&mut state) * 25.0).collect();
+        x.sort_by(f64::total_cmp);
+        y.sort_by(f64::total_cmp);
+        let all = brute(&x, &y);
+        for t in [0.0, 3.5, -100.0, 100.0] {
+            let positions = x
+                .iter()
+                .map(|&xi| y.iter().filter(|&&yj| xi - yj > t).count())
+                .collect();
+            let mut pd = PairwiseDifferences::new(&x, &y);
+            let index = pd.record(t, positions);
+            let sweep = &pd.sweeps[index];
+            let le = all.iter().filter(|&&d| d <= t).count();
+            assert_eq!(sweep.count_le, le, "t = {t}");
+            let floor = all.get(le.wrapping_sub(1)).copied();
+            assert_eq!(sweep.floor, floor.unwrap_or(f64::NEG_INFINITY), "t = {t}");
+            assert_eq!(sweep.ceil, all.get(le).copied().unwrap_or(f64::INFINITY));
+            for k in [1, 2, 5000, 5400, 5401, all.len()] {
+                assert_eq!(pd.order_statistic(k), all[k - 1], "t = {t}, rank {k}");
+            }
+        }
     }
 
     #[test]

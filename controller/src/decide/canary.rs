@@ -290,9 +290,7 @@ fn background_inconclusive(
     canary: &CanaryStrategy,
     promote: &mut impl FnMut() -> bool,
 ) -> Option<String> {
-    if canary.analysis.is_none() {
-        return None;
-    }
+    canary.analysis.as_ref()?;
     let AnalysisOutcome::Inconclusive(reason) =
         decision.observed.gates.analysis(&AnalysisKey::Background)
     else {

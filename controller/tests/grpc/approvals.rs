@@ -4,8 +4,8 @@
 
 use kube::Api;
 use kube::api::ListParams;
-use rollgate_crds::approval::{Decision, REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_crds::Approval;
+use rollgate_crds::approval::{Decision, REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_proto::v1::{ApproveRequest, RejectRequest};
 use rollgate_testsupport::identity::{grant, rollgate_rule, service_account, wait_until_allowed};
 use rollgate_testsupport::{TestNamespace, shared_cluster};

@@ -77,6 +77,33 @@ impl Prometheus {
         self.port
     }
 
+    /// Waits up to `timeout` until the instant query `query` returns at least one series (for
+    /// example until the demo apps' rates have been scraped).
+    pub fn wait_for_result(&self, query: &str, timeout: Duration) -> Result<()> {
+        let url = format!("{}/api/v1/query", self.url());
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let body: serde_json::Value = crate::process::http_agent()
+                .get(&url)
+                .query("query", query)
+                .call()
+                .with_context(|| format!("query {query}"))?
+                .body_mut()
+                .read_json()?;
+            if body["data"]["result"]
+                .as_array()
+                .is_some_and(|result| !result.is_empty())
+            {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "Prometheus returned nothing for {query} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// Replaces the scrape targets; Prometheus picks the change up within a second or two.
     pub fn set_targets(&self, targets: &[ScrapeTarget]) -> Result<()> {
         let groups: Vec<_> = targets

@@ -1,9 +1,12 @@
 //! End-to-end tests on real components: the local Kubernetes cluster, Prometheus and the OCI
 //! registry. One binary, so one cluster serves the whole run; each test gets its own namespace.
 
+mod chart;
 mod cluster;
 mod controller_operations;
 mod crd_validation;
+mod demo;
+mod examples;
 mod fixtures;
 mod identity;
 mod rollout_analysis;
@@ -11,5 +14,6 @@ mod rollout_approval;
 mod rollout_canary;
 mod rollout_routing;
 mod rollout_scenarios;
+mod rollout_sequential;
 mod rollout_verification;
 mod rollouts;
