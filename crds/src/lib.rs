@@ -31,3 +31,14 @@ pub use rollout::{Rollout, RolloutSpec, RolloutStatus};
 pub const API_GROUP: &str = "rollgate.io";
 /// The API version of every rollgate resource.
 pub const API_VERSION: &str = "v1alpha1";
+
+/// Every kind rollgate serves, Rollout first.
+pub const KINDS: [&str; 7] = [
+    "Rollout",
+    "AnalysisTemplate",
+    "ClusterAnalysisTemplate",
+    "AnalysisRun",
+    "ImagePolicy",
+    "Approval",
+    "AuditRecord",
+];

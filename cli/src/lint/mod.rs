@@ -82,16 +82,6 @@ pub fn rollout_schema() -> Result<Value, LintError> {
         .ok_or(LintError::NoSchema)
 }
 
-/// rollgate's kinds other than Rollout: lint leaves them to the API server.
-const OTHER_ROLLGATE_KINDS: [&str; 6] = [
-    "AnalysisTemplate",
-    "ClusterAnalysisTemplate",
-    "AnalysisRun",
-    "ImagePolicy",
-    "Approval",
-    "AuditRecord",
-];
-
 /// Lints every document of a YAML text.
 pub fn lint_text(text: &str) -> Result<Vec<DocumentReport>, LintError> {
     let documents: Vec<Value> =
@@ -112,7 +102,8 @@ pub fn lint_text(text: &str) -> Result<Vec<DocumentReport>, LintError> {
                 .unwrap_or("");
             let ours = kind == "Rollout"
                 || (api_version.starts_with("rollgate.io/")
-                    && !OTHER_ROLLGATE_KINDS.contains(&kind));
+                    // rollgate's other kinds are left to the API server.
+                    && !rollgate_crds::KINDS[1..].contains(&kind));
             DocumentReport {
                 index,
                 name: document

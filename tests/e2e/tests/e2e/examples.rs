@@ -24,17 +24,6 @@ use rollgate_testsupport::{Cluster, TestNamespace, shared_cluster};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-/// Every rollgate kind; `docs/resources.md` must show each.
-const ROLLGATE_KINDS: [&str; 7] = [
-    "Rollout",
-    "AnalysisTemplate",
-    "ClusterAnalysisTemplate",
-    "AnalysisRun",
-    "ImagePolicy",
-    "Approval",
-    "AuditRecord",
-];
-
 /// The user the documentation's objects are created as, with the groups its Approval example
 /// lists (`system:masters` lets the impersonated user create everything).
 const DOCS_USER: [&str; 4] = [
@@ -464,7 +453,8 @@ async fn the_objects_in_the_docs_are_valid() -> Result<()> {
         "invalid YAML objects in the docs:\n{}",
         failures.join("\n\n")
     );
-    for kind in ROLLGATE_KINDS {
+    // Every rollgate kind; `docs/resources.md` must show each.
+    for kind in rollgate_crds::KINDS {
         assert!(
             resources_kinds.iter().any(|k| k == kind),
             "docs/resources.md has no valid {kind} example (it has {resources_kinds:?})"
