@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
@@ -67,6 +67,10 @@ pub struct Verified {
 
 impl ImageVerification {
     /// Verifies the images of `rollout`'s template.
+    ///
+    /// A refusal is confirmed against the API server: the policy cache may not yet hold an
+    /// ImagePolicy created a moment before the Rollout (both applied together), so when the
+    /// listed policies differ from the cached ones the images are judged again with them.
     pub async fn verify(
         &self,
         client: &kube::Client,
@@ -74,35 +78,27 @@ impl ImageVerification {
         rollout: &Rollout,
         images: &[ContainerImage],
     ) -> Result<Verified, Error> {
-        let policies: Vec<ImagePolicy> = self
+        let cached: Vec<ImagePolicy> = self
             .policies
             .state()
             .iter()
             .map(|policy| policy.as_ref().clone())
             .collect();
-        let secret_keys = secret_keys(client, metrics, &policies).await?;
-        let images: Vec<String> = images.iter().map(|image| image.image.clone()).collect();
-        let annotations = rollout
-            .spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|meta| meta.annotations.clone())
-            .unwrap_or_default();
-        let verdict = self
-            .verifier
-            .verify(&VerificationRequest {
-                images: &images,
-                policy_name: rollout
-                    .spec
-                    .verification
-                    .as_ref()
-                    .map(|reference| reference.image_policy.as_str()),
-                policies: &policies,
-                secret_keys: &secret_keys,
-                break_glass_justification: break_glass_justification(&annotations),
-            })
-            .await;
+        let mut verdict = self
+            .judge(client, metrics, rollout, images, &cached)
+            .await?;
+        if !verdict.admitted() && !verdict.is_transient() {
+            metrics.request("list");
+            let listed = Api::<ImagePolicy>::all(client.clone())
+                .list(&ListParams::default())
+                .await?
+                .items;
+            if versions(&listed) != versions(&cached) {
+                verdict = self
+                    .judge(client, metrics, rollout, images, &listed)
+                    .await?;
+            }
+        }
         let (gate, retry_after) = if verdict.admitted() {
             (Verification::Passed, None)
         } else {
@@ -119,6 +115,58 @@ impl ImageVerification {
             verdict,
         })
     }
+}
+
+impl ImageVerification {
+    /// The verdict on `images` under `policies`.
+    async fn judge(
+        &self,
+        client: &kube::Client,
+        metrics: &Metrics,
+        rollout: &Rollout,
+        images: &[ContainerImage],
+        policies: &[ImagePolicy],
+    ) -> Result<RevisionVerdict, Error> {
+        let secret_keys = secret_keys(client, metrics, policies).await?;
+        let images: Vec<String> = images.iter().map(|image| image.image.clone()).collect();
+        let annotations = rollout
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|meta| meta.annotations.clone())
+            .unwrap_or_default();
+        Ok(self
+            .verifier
+            .verify(&VerificationRequest {
+                images: &images,
+                policy_name: rollout
+                    .spec
+                    .verification
+                    .as_ref()
+                    .map(|reference| reference.image_policy.as_str()),
+                policies,
+                secret_keys: &secret_keys,
+                break_glass_justification: break_glass_justification(&annotations),
+            })
+            .await)
+    }
+}
+
+/// Each policy's name and resource version, sorted: equal when two lists hold the same
+/// versions of the same policies.
+fn versions(policies: &[ImagePolicy]) -> Vec<(String, String)> {
+    let mut versions: Vec<(String, String)> = policies
+        .iter()
+        .map(|policy| {
+            (
+                policy.name_any(),
+                policy.resource_version().unwrap_or_default(),
+            )
+        })
+        .collect();
+    versions.sort();
+    versions
 }
 
 /// The PEM text of every Secret key the policies name. A Secret or key that is missing is left
