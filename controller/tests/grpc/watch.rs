@@ -5,7 +5,7 @@ use kube::Api;
 use kube::api::DeleteParams;
 use rollgate_crds::Rollout;
 use rollgate_proto::v1::rollout_event::Type;
-use rollgate_proto::v1::{Phase, WatchRolloutsRequest};
+use rollgate_proto::v1::{GetRolloutRequest, Phase, WatchRolloutsRequest};
 use rollgate_testsupport::identity::{grant, rollgate_rule, service_account, wait_until_allowed};
 use rollgate_testsupport::{TestNamespace, shared_cluster};
 use serde_json::json;
@@ -13,7 +13,7 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use super::{authed, connect, create_rollout, next_event, serve, set_status};
+use super::{authed, connect, create_rollout, id, next_event, serve, set_status};
 
 /// The canary's steps as the controller would report them: (step, weight, phase).
 pub const STEPS: [(i32, i32, &str); 5] = [
@@ -86,6 +86,27 @@ async fn a_rust_client_sees_every_step_in_order_and_resumes_from_a_version() -> 
         json!({"phase": "Degraded", "message": "deadline"}),
     )
     .await?;
+    // The server serves from its own watch of the API server: wait until it has seen the
+    // change (GetRollout reads the same cache) before resuming, so the resumed stream's first
+    // event must show it.
+    let started = std::time::Instant::now();
+    loop {
+        let get = GetRolloutRequest {
+            rollout: id(ns, "web"),
+        };
+        let seen = client
+            .get_rollout(authed(&watcher.token, get))
+            .await?
+            .into_inner();
+        if seen.phase() == Phase::Degraded {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the server never saw the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let mut resumed = client
         .watch_rollouts(authed(&watcher.token, request(&versions[2])))
         .await?
