@@ -17,6 +17,10 @@ pub struct Cli {
     /// The namespace (default: the context's namespace, else `default`).
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
+    /// Seconds `promote`, `abort`, `retry`, `pause` and `resume` wait for the controller to
+    /// say what came of the action (0: do not wait; the action stays pending until handled).
+    #[arg(long, global = true, default_value_t = 30)]
+    pub wait: u64,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

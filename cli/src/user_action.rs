@@ -6,4 +6,4 @@
 //! manager [`crate::FIELD_MANAGER`] and `force`, so it takes over `status.userAction` whoever
 //! wrote it last.
 
-pub use rollgate_crds::rollout::intents::{action_id, user_action_patch};
+pub use rollgate_crds::rollout::intents::{ActionTarget, action_id, user_action_patch};

@@ -10,6 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use rollgate_crds::audit::{AuditEvent, AuditEventKind, next_record};
+use rollgate_crds::rollout::UserAction;
 use rollgate_crds::{Approval, AuditRecord, Rollout};
 use rollgate_testsupport::{Cluster, TestNamespace, shared_cluster};
 use serde_json::{Value, json};
@@ -223,31 +224,95 @@ async fn approve_and_reject_create_approvals_in_the_users_own_name() {
     assert_exit(&setup.plugin(&["approve", "new"]), 1);
 }
 
+/// What the controller writes when it has handled an action (the test plays the controller:
+/// the admin is the controller's identity on the test cluster).
+async fn handle(setup: &Setup, name: &str, carried_out: bool, message: &str) -> UserAction {
+    let started = std::time::Instant::now();
+    let action = loop {
+        let status = setup.rollouts().get(name).await.unwrap().status.unwrap();
+        if let Some(action) = status
+            .user_action
+            .filter(|action| status.handled_action.as_deref() != Some(action.id.as_str()))
+        {
+            break action;
+        }
+        assert!(started.elapsed().as_secs() < 30, "no action was requested");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let outcome = json!({"status": {"handledAction": action.id,
+        "actionOutcome": {"id": action.id, "carriedOut": carried_out, "message": message}}});
+    setup
+        .rollouts()
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&outcome))
+        .await
+        .expect("write the outcome");
+    action
+}
+
+/// Runs the plugin in the background while the test plays the controller.
+async fn act(
+    setup: &Setup,
+    args: &[&str],
+    carried_out: bool,
+    message: &str,
+) -> (UserAction, Output) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-rollgate"));
+    command
+        .arg("--kubeconfig")
+        .arg(cluster().kubeconfig())
+        .args(["-n", setup.namespace.name()])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().expect("run kubectl-rollgate");
+    let action = handle(setup, "web", carried_out, message).await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    (action, output)
+}
+
 #[tokio::test]
-async fn promote_and_abort_write_the_user_action() {
+async fn actions_are_bound_to_the_revision_and_report_their_outcome() {
     let setup = setup("cli-actions").await;
     setup.rollout("web", awaiting_approval()).await;
 
-    assert_exit(&setup.plugin(&["promote", "web", "--full"]), 0);
-    let action = setup
-        .rollouts()
-        .get("web")
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .user_action
-        .unwrap();
+    let (action, output) = act(
+        &setup,
+        &["promote", "web", "--full"],
+        true,
+        "promoted to step 1",
+    )
+    .await;
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("promoted to step 1"),
+        "{}",
+        stdout(&output)
+    );
     assert_eq!(format!("{:?}", action.action), "PromoteFull");
     assert_eq!(action.by, ADMIN);
+    assert_eq!(
+        (action.revision.as_str(), action.attempt),
+        ("0123456789", 0)
+    );
     let first_id = action.id;
 
-    assert_exit(&setup.plugin(&["abort", "web", "--reason", "latency"]), 0);
-    let rollout = setup.rollouts().get("web").await.unwrap();
-    let action = rollout.status.clone().unwrap().user_action.unwrap();
+    // An action the controller ignores is not reported as done.
+    let (action, output) = act(
+        &setup,
+        &["abort", "web", "--reason", "latency"],
+        false,
+        "Abort by rollgate-admin ignored: nothing to act on",
+    )
+    .await;
+    assert_exit(&output, 1);
+    assert!(stdout(&output).contains("ignored"), "{}", stdout(&output));
     assert_eq!(format!("{:?}", action.action), "Abort");
     assert_eq!(action.reason.as_deref(), Some("latency"));
     assert_ne!(action.id, first_id, "every request has a new id");
+    let rollout = setup.rollouts().get("web").await.unwrap();
     let managers: Vec<String> = rollout
         .metadata
         .managed_fields
@@ -266,18 +331,26 @@ async fn promote_and_abort_write_the_user_action() {
         ("resume", "Resume"),
         ("promote", "Promote"),
     ] {
-        assert_exit(&setup.plugin(&[verb, "web"]), 0);
-        let action = setup
-            .rollouts()
-            .get("web")
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .user_action
-            .unwrap();
+        let (action, output) = act(&setup, &[verb, "web"], true, "done").await;
+        assert_exit(&output, 0);
         assert_eq!(format!("{:?}", action.action), kind);
     }
+
+    // Two intents at once: the second is refused while the first is pending, never lost.
+    assert_exit(&setup.plugin(&["--wait", "0", "pause", "web"]), 0);
+    let second = setup.plugin(&["--wait", "0", "resume", "web"]);
+    assert_exit(&second, 1);
+    let refusal = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        refusal.contains("another action is still pending (Pause by"),
+        "{refusal}"
+    );
+    let pending = setup.rollouts().get("web").await.unwrap().status.unwrap();
+    assert_eq!(
+        format!("{:?}", pending.user_action.unwrap().action),
+        "Pause"
+    );
+
     assert_exit(&setup.plugin(&["promote", "missing"]), 1);
 }
 

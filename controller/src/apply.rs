@@ -24,6 +24,7 @@ use serde_json::json;
 
 use crate::context::{Error, FIELD_MANAGER};
 use crate::decide::{Plan, RevisionState, RoutePlan};
+use crate::freshness::{self, WrittenStatuses};
 use crate::metrics::Metrics;
 use crate::replicaset;
 use crate::route::{self, Weights};
@@ -42,6 +43,7 @@ pub enum Applied {
 pub async fn apply(
     client: &kube::Client,
     metrics: &Metrics,
+    written: &WrittenStatuses,
     rollout: &Rollout,
     plan: &Plan,
     observed: &[RevisionState],
@@ -50,6 +52,7 @@ pub async fn apply(
     let writer = Writer {
         client,
         metrics,
+        written,
         namespace: &namespace,
         rollout,
     };
@@ -82,6 +85,7 @@ pub async fn apply(
 struct Writer<'a> {
     client: &'a kube::Client,
     metrics: &'a Metrics,
+    written: &'a WrittenStatuses,
     namespace: &'a str,
     rollout: &'a Rollout,
 }
@@ -222,31 +226,41 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Writes `status` when it differs from what the Rollout has.
+    /// Writes `status` when it differs from what the Rollout has, on the condition that the
+    /// Rollout is still the version the decision was made from (see [`crate::freshness`]).
     async fn status(&self, status: &RolloutStatus) -> Result<(), Error> {
         if self.rollout.status.as_ref() == Some(status) {
             return Ok(());
         }
-        let mut status = status.clone();
+        let mut owned = status.clone();
         // The user action belongs to whoever wrote it; the controller only records its id.
-        status.user_action = None;
+        owned.user_action = None;
         // The audit chain head has a field manager of its own (see `crate::audit`).
-        status.audit_head = None;
+        owned.audit_head = None;
         let patch = json!({
             "apiVersion": Rollout::api_version(&()),
             "kind": Rollout::kind(&()),
-            "metadata": {"name": self.rollout.name_any()},
-            "status": status,
+            "metadata": freshness::precondition(self.rollout),
+            "status": owned,
         });
         let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), self.namespace);
         self.metrics.request("apply_status");
-        rollouts
+        match rollouts
             .patch_status(
                 &self.rollout.name_any(),
                 &Self::params(),
                 &Patch::Apply(&patch),
             )
-            .await?;
-        Ok(())
+            .await
+        {
+            Ok(_) => {
+                self.written.record(self.rollout, status);
+                Ok(())
+            }
+            Err(error) if freshness::is_conflict(&error) => {
+                Err(Error::Stale(format!("rollout {}", self.rollout.name_any())))
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 }

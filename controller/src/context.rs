@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::audit::AuditLog;
+use crate::freshness::WrittenStatuses;
 use crate::metrics::Metrics;
 use crate::verification::ImageVerification;
 
@@ -24,6 +25,8 @@ pub struct Context {
     pub verification: Option<ImageVerification>,
     /// Appends AuditRecords to Rollouts' chains.
     pub audit: AuditLog,
+    /// The statuses this process wrote, so a decision is never made from an older one.
+    pub written: WrittenStatuses,
 }
 
 impl Context {
@@ -39,6 +42,7 @@ impl Context {
             client,
             metrics,
             verification: None,
+            written: WrittenStatuses::default(),
         }
     }
 }
@@ -55,6 +59,10 @@ pub enum Error {
     /// The Rollout lacks a namespace (it is namespaced; this is a malformed object).
     #[error("the Rollout has no namespace")]
     NoNamespace,
+    /// The object changed since the decision read it (a conditional write was refused); it
+    /// is decided again from the newer version.
+    #[error("{0} changed since it was read; deciding again")]
+    Stale(String),
     /// An AnalysisRun's lifecycle refused its input (a metric duration that does not parse).
     #[error("analysis run: {0}")]
     Lifecycle(#[from] rollgate_crds::analysis::lifecycle::LifecycleError),
@@ -67,6 +75,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::RevisionHash(_) => "revision_hash",
             Error::NoNamespace => "no_namespace",
+            Error::Stale(_) => "stale",
             Error::Lifecycle(_) => "analysis_lifecycle",
         }
     }

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod context;
 pub mod controllers;
 pub mod decide;
+pub mod freshness;
 pub mod gates;
 pub mod grpc;
 pub mod invalid;

@@ -43,6 +43,13 @@ pub async fn reconcile(
         Err(invalid) => return invalid::report(&guarded, &invalid.error, &context).await,
     };
     let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
+    if context.written.is_behind(&rollout) {
+        // The cache has not caught up with this process's last status write: decide from the
+        // API server's version, never from an older status.
+        let rollouts: Api<Rollout> = Api::namespaced(context.client.clone(), &namespace);
+        context.metrics.request("get");
+        rollout = rollouts.get(&rollout.name_any()).await?;
+    }
     let replica_sets: Api<ReplicaSet> = Api::namespaced(context.client.clone(), &namespace);
     let selector = format!("{ROLLOUT_LABEL}={}", rollout.name_any());
     context.metrics.request("list");
@@ -78,21 +85,11 @@ pub async fn reconcile(
         verification: &verification,
     };
     let mut plan = plan_for(&rollout, &desired_revision, &observed);
-    if !plan.transitions.is_empty() {
-        // A transition is recorded once: decide it on the latest Rollout, not on a cache that
-        // may not yet hold this controller's previous status write.
-        let rollouts: Api<Rollout> = Api::namespaced(context.client.clone(), &namespace);
-        context.metrics.request("get");
-        let latest = rollouts.get(&rollout.name_any()).await?;
-        if latest.resource_version() != rollout.resource_version() {
-            rollout = latest;
-            plan = plan_for(&rollout, &desired_revision, &observed);
-        }
-    }
     start_analyses(&context, &rollout, &desired_revision, &mut plan).await?;
     let applied = apply::apply(
         &context.client,
         &context.metrics,
+        &context.written,
         &rollout,
         &plan,
         &revisions,
@@ -320,6 +317,11 @@ pub fn error_policy(
         kind: error.metric_label().to_owned(),
     };
     context.metrics.reconcile_errors.get_or_create(&kind).inc();
+    if let Error::Stale(_) = error {
+        // Not a failure: the newer version is decided at once (its watch event brings it too).
+        tracing::debug!(rollout = %rollout.name_any(), %error, "stale read");
+        return Action::requeue(Duration::from_millis(200));
+    }
     tracing::warn!(rollout = %rollout.name_any(), kind = error.metric_label(), %error, "reconcile failed");
     Action::requeue(Duration::from_secs(5))
 }

@@ -178,6 +178,9 @@ pub enum AuditEventKind {
     Pause,
     /// Someone resumed the rollout.
     Resume,
+    /// A person's action was not carried out (issued for another revision or attempt, or
+    /// nothing to act on); the actor is who asked.
+    ActionIgnored,
     /// The rollout went Degraded.
     Degraded,
     /// The desired revision became stable.

@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         return lint::run(files);
     }
     let connection = connect(&cli).await?;
+    let wait = cli.wait;
     match cli.command {
         Command::List => list(&connection).await,
         Command::Get { name, output } => get(&connection, &name, output).await,
@@ -54,15 +55,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 UserActionKind::Promote
             };
-            act::run(&connection, &name, kind, None).await
+            act::run(&connection, &name, kind, None, wait).await
         }
         Command::Abort { name, reason } => {
-            act::run(&connection, &name, UserActionKind::Abort, reason).await
+            act::run(&connection, &name, UserActionKind::Abort, reason, wait).await
         }
-        Command::Retry { name } => act::run(&connection, &name, UserActionKind::Retry, None).await,
-        Command::Pause { name } => act::run(&connection, &name, UserActionKind::Pause, None).await,
+        Command::Retry { name } => {
+            act::run(&connection, &name, UserActionKind::Retry, None, wait).await
+        }
+        Command::Pause { name } => {
+            act::run(&connection, &name, UserActionKind::Pause, None, wait).await
+        }
         Command::Resume { name } => {
-            act::run(&connection, &name, UserActionKind::Resume, None).await
+            act::run(&connection, &name, UserActionKind::Resume, None, wait).await
         }
         Command::History { name } => history::run(&connection, &name).await,
         Command::Audit {

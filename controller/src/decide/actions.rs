@@ -13,6 +13,45 @@ pub struct PendingAction {
     pub by: String,
     /// Why, if they said.
     pub reason: Option<String>,
+    /// The revision it was issued for.
+    pub revision: String,
+    /// The attempt of that revision it was issued for.
+    pub attempt: i32,
+}
+
+impl PendingAction {
+    /// Whether the action was issued for `revision` at `attempt`; otherwise why it does not
+    /// apply. An action is never carried over to another revision or another try.
+    pub fn bound_to(&self, revision: &str, attempt: i32) -> Result<(), String> {
+        if self.revision == revision && self.attempt == attempt {
+            Ok(())
+        } else {
+            Err(format!(
+                "it was issued for revision {} attempt {}, and the rollout is at revision {revision} attempt {attempt}",
+                self.revision, self.attempt
+            ))
+        }
+    }
+}
+
+/// The transition reason a decision notes when it carries out `kind`.
+pub fn carried_out_by(kind: UserActionKind) -> &'static str {
+    match kind {
+        UserActionKind::Promote | UserActionKind::PromoteFull => "Promoted",
+        UserActionKind::Abort => "Aborted",
+        UserActionKind::Retry => "Retried",
+        UserActionKind::Pause => "Paused",
+        UserActionKind::Resume => "Resumed",
+    }
+}
+
+/// The attempt of `revision` that `status` is at: a new revision is at attempt 0.
+pub fn attempt_of(status: &RolloutStatus, revision: &str) -> i32 {
+    if status.current_revision.as_deref() == Some(revision) {
+        status.attempt.unwrap_or(0)
+    } else {
+        0
+    }
 }
 
 /// The pending action of a status, if its id has not been handled.
@@ -26,6 +65,8 @@ pub fn pending(status: &RolloutStatus) -> Option<PendingAction> {
         kind: action.action,
         by: action.by.clone(),
         reason: action.reason.clone(),
+        revision: action.revision.clone(),
+        attempt: action.attempt,
     })
 }
 
@@ -42,6 +83,10 @@ pub fn attempt_for_gates(status: &RolloutStatus, desired_revision: &str) -> i32 
         return 0;
     }
     let attempt = status.attempt.unwrap_or(0);
-    let retrying = status.abort.is_some() && is(pending(status).as_ref(), UserActionKind::Retry);
+    let retrying_this =
+        pending(status).is_some_and(|action| action.bound_to(desired_revision, attempt).is_ok());
+    let retrying = retrying_this
+        && status.abort.is_some()
+        && is(pending(status).as_ref(), UserActionKind::Retry);
     if retrying { attempt + 1 } else { attempt }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rollgate_crds::rollout::{BlueGreenStrategy, RolloutPhase, UserActionKind, condition_types};
 
-use super::decision::{Decision, Verdict};
+use super::decision::{Decision, Verdict, first_revision_held};
 use super::{
     AnalysisKey, AnalysisOutcome, Observed, Plan, ReplicaSetPlan, ServicePlan, revision_state,
 };
@@ -42,6 +42,9 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         return decision.finish(stable_plan.into_iter().collect(), Vec::new(), None);
     }
     let Some(stable) = stable else {
+        if !decision.first_revision_approved() {
+            return decision.finish(first_revision_held(observed), Vec::new(), None);
+        }
         decision.note("Completed", format!("first revision {target} is active"));
         return promoted(decision, &strategy);
     };

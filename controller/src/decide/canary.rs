@@ -8,7 +8,7 @@ use rollgate_crds::rollout::{
     CanaryStep, CanaryStrategy, RolloutPhase, UserActionKind, condition_types,
 };
 
-use super::decision::{Decision, Verdict};
+use super::decision::{Decision, Verdict, first_revision_held};
 use super::replicas::{self, Current};
 use super::{
     AnalysisKey, AnalysisOutcome, Observed, Plan, ReplicaSetPlan, RoutePlan, ServicePlan, finish,
@@ -40,7 +40,11 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         return decision.finish(stable_plan.into_iter().collect(), Vec::new(), None);
     }
     let Some(stable) = stable else {
-        // The first revision has no traffic to protect: it is stable at once.
+        // The first revision has no traffic to compare against, so it skips the steps; but it
+        // passes the approval gate first when revisions need one.
+        if !decision.first_revision_approved() {
+            return decision.finish(first_revision_held(observed), Vec::new(), None);
+        }
         decision.note("Completed", format!("first revision {target} is stable"));
         return promoted(decision, &canary);
     };

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rollgate_crds::rollout::{
-    AbortStatus, GateStatus, RolloutPhase, RolloutStatus, UserActionKind, condition_types,
+    AbortStatus, ActionOutcome, GateStatus, RolloutPhase, RolloutStatus, UserActionKind,
+    condition_types,
 };
 
 use super::actions::{self, PendingAction};
@@ -21,6 +22,14 @@ pub enum Verdict {
     Passed,
     /// Hold the stable revision; the reason is in status.
     Held,
+}
+
+/// The ReplicaSets of a first revision that waits for its gate: none runs a pod yet.
+pub fn first_revision_held(observed: &Observed<'_>) -> Vec<ReplicaSetPlan> {
+    vec![ReplicaSetPlan {
+        revision: observed.desired_revision.to_owned(),
+        replicas: 0,
+    }]
 }
 
 /// A decision being built.
@@ -52,8 +61,15 @@ impl<'o, 'a> Decision<'o, 'a> {
         };
         decision.status.observed_generation = observed.rollout.metadata.generation;
         decision.action = actions::pending(&decision.old);
-        if let Some(action) = decision.action.clone() {
+        if let Some(action) = decision.action.take() {
             decision.status.handled_action = Some(action.id.clone());
+            let attempt = actions::attempt_of(&decision.old, observed.desired_revision);
+            match action.bound_to(observed.desired_revision, attempt) {
+                Ok(()) => decision.action = Some(action),
+                Err(why) => decision.ignore_action(&action, why),
+            }
+        }
+        if let Some(action) = decision.action.clone() {
             match action.kind {
                 UserActionKind::Pause => {
                     decision.status.paused_by_user = Some(true);
@@ -81,6 +97,18 @@ impl<'o, 'a> Decision<'o, 'a> {
         }
         decision.status.current_images = observed.desired_images.to_vec();
         decision
+    }
+
+    /// Records that `action` was not carried out, and why: in `status.actionOutcome` for the
+    /// client that asked, and as a transition for the audit trail.
+    pub fn ignore_action(&mut self, action: &PendingAction, why: String) {
+        let message = format!("{:?} by {} ignored: {why}", action.kind, action.by);
+        self.status.action_outcome = Some(ActionOutcome {
+            id: action.id.clone(),
+            carried_out: false,
+            message: message.clone(),
+        });
+        self.note("ActionIgnored", message);
     }
 
     /// Records a transition.
@@ -228,6 +256,13 @@ impl<'o, 'a> Decision<'o, 'a> {
         }
     }
 
+    /// Whether the first revision of a Rollout may become stable: at once when revisions need
+    /// no approval, otherwise once its gate is open (a Rollout deleted and created again, or
+    /// created new, never puts an unapproved revision into service).
+    pub fn first_revision_approved(&mut self) -> bool {
+        !self.observed.rollout.spec.needs_approval() || self.approval_gate("first revision")
+    }
+
     /// Makes the desired revision the stable one: records it and its images, clears an abort,
     /// and reports Healthy once all its pods are available (Progressing until then). `role`
     /// names what the revision now is in messages (`stable`, `active`).
@@ -352,9 +387,28 @@ impl<'o, 'a> Decision<'o, 'a> {
         }
     }
 
+    /// Records what came of the pending action: carried out when the decision did what it
+    /// asked, otherwise ignored with the state that left it nothing to do.
+    fn record_action_outcome(&mut self) {
+        let Some(action) = self.action.clone() else {
+            return;
+        };
+        let done = actions::carried_out_by(action.kind);
+        if let Some(transition) = self.transitions.iter().find(|t| t.reason == done) {
+            self.status.action_outcome = Some(ActionOutcome {
+                id: action.id.clone(),
+                carried_out: true,
+                message: transition.message.clone(),
+            });
+            return;
+        }
+        let state = self.status.message.clone().unwrap_or_default();
+        self.ignore_action(&action, format!("nothing to act on ({state})"));
+    }
+
     /// Completes the plan: the given ReplicaSets, and every other revision retired.
     pub fn finish(
-        self,
+        mut self,
         replica_sets: Vec<ReplicaSetPlan>,
         services: Vec<ServicePlan>,
         route: Option<RoutePlan>,
@@ -367,6 +421,7 @@ impl<'o, 'a> Decision<'o, 'a> {
         let (retired, delete_revisions) = history::retire(self.observed.revisions, &live, limit);
         let mut all = replica_sets;
         all.extend(retired);
+        self.record_action_outcome();
         Plan {
             replica_sets: all,
             delete_revisions,

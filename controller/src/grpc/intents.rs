@@ -6,7 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use rollgate_crds::approval::{Decision, approval_request, decision_target};
-use rollgate_crds::rollout::intents::{action_id, user_action_patch};
+use rollgate_crds::rollout::intents::{ActionTarget, action_id, user_action_patch};
 use rollgate_crds::rollout::{RolloutPhase, RolloutStatus, UserActionKind};
 use rollgate_crds::{Approval, Rollout};
 use rollgate_proto::v1;
@@ -74,11 +74,16 @@ pub async fn request_action(
 ) -> Result<v1::Rollout, Status> {
     let api = Api::<Rollout>::namespaced(client.clone(), namespace);
     let rollout = fetch(&api, namespace, name).await?;
+    let target = ActionTarget::of(rollout.status.as_ref()).ok_or_else(|| {
+        Status::failed_precondition(format!(
+            "{kind:?} rollout {name}: the controller has not seen it yet"
+        ))
+    })?;
     action_precondition(kind, &rollout.status.unwrap_or_default())
         .map_err(|why| Status::failed_precondition(format!("{kind:?} rollout {name}: {why}")))?;
     let now = Timestamp::now();
     let id = action_id(kind, now);
-    let patch = user_action_patch(name, kind, &caller.username, reason, &id, now);
+    let patch = user_action_patch(name, kind, &target, &caller.username, reason, &id, now);
     // As the caller: the admission policy checks that `by` is who really asked.
     let as_caller = Api::<Rollout>::namespaced(impersonating(client, caller)?, namespace);
     let written = as_caller

@@ -16,7 +16,9 @@
 //!   [`ERROR_RETRY_INTERVAL`] when that is shorter or there is no interval;
 //! - the run takes the worst phase of its metrics (Failed, then Error, then Inconclusive): it
 //!   ends as soon as one metric fails, errors or is inconclusive, and is Successful when every
-//!   metric is; `spec.terminate` ends metrics still running as Successful;
+//!   metric is; `spec.terminate` ends metrics still running as Inconclusive, or as Error when
+//!   one of their measurements failed or errored: a terminated metric never passes, so
+//!   terminating a run (which people may do) cannot skip an analysis or hide a failure;
 //! - each metric keeps its last [`MAX_MEASUREMENTS`] measurements; counters count them all.
 //!
 //! Missing data and errors are never a pass: an Error measurement only counts towards
@@ -113,8 +115,7 @@ pub fn advance(
     if spec.is_terminated() {
         for result in &mut status.metric_results {
             if !result.phase.is_completed() {
-                result.phase = AnalysisPhase::Successful;
-                result.message = Some("terminated before its last measurement".to_owned());
+                terminate(result);
             }
         }
     }
@@ -147,6 +148,23 @@ pub fn advance(
         due,
         next_measurement_at,
     })
+}
+
+/// Ends a running metric because its run was terminated: never as a pass.
+fn terminate(result: &mut MetricResult) {
+    if result.failed > 0 || result.error > 0 {
+        result.phase = AnalysisPhase::Error;
+        result.message = Some(format!(
+            "terminated before its last measurement, with {} failed and {} errored measurements",
+            result.failed, result.error
+        ));
+    } else {
+        result.phase = AnalysisPhase::Inconclusive;
+        result.message = Some(format!(
+            "terminated before its last measurement ({} of its measurements taken, none failed)",
+            result.count
+        ));
+    }
 }
 
 /// Makes `metric_results` one entry per spec metric, in the spec's order, keeping what was

@@ -136,8 +136,41 @@ fn interval_without_count_runs_until_terminated() {
     assert_eq!(running.next_measurement_at, Some(t(200)));
     spec.terminate = Some(true);
     let ended = advance(&spec, Some(&running.status), t(205), None).unwrap();
-    assert_eq!(ended.status.phase, AnalysisPhase::Successful);
+    assert_eq!(
+        ended.status.phase,
+        AnalysisPhase::Inconclusive,
+        "a terminated metric never passes"
+    );
     assert!(ended.due.is_empty());
+}
+
+#[test]
+fn terminating_a_run_with_a_failed_measurement_ends_it_in_error() {
+    let mut tolerant = metric("m");
+    tolerant.interval = Some("10s".to_owned());
+    tolerant.count = Some(10);
+    tolerant.failure_limit = Some(3);
+    let mut spec = run_spec(vec![tolerant]);
+    let running = run_through(
+        &spec,
+        &[
+            AnalysisPhase::Successful,
+            AnalysisPhase::Failed,
+            AnalysisPhase::Successful,
+        ],
+        10,
+    );
+    assert_eq!(running.status.phase, AnalysisPhase::Running);
+    spec.terminate = Some(true);
+    let ended = advance(&spec, Some(&running.status), t(100), None).unwrap();
+    assert_eq!(ended.status.phase, AnalysisPhase::Error);
+    assert!(
+        ended.status.metric_results[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("1 failed"),
+    );
 }
 
 #[test]

@@ -75,8 +75,11 @@ pub struct AnalysisRunSpec {
         .message("metric names must be unique"))]
     pub metrics: Vec<MetricSpec>,
 
-    /// Stop measuring: metrics still running end Successful (how background analysis ends when
-    /// the rollout completes); a failed metric stays failed.
+    /// Stop measuring (set by the controller when a run is no longer needed, or by a person):
+    /// metrics still running end Inconclusive, or Error when a measurement failed or errored;
+    /// never Successful, so terminating cannot skip an analysis. A failed metric stays failed.
+    /// People may change this field alone, and only to `true` (the `rollgate-controller-owned`
+    /// admission policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminate: Option<bool>,
 }

@@ -35,11 +35,34 @@ pub fn action_id(kind: UserActionKind, now: Timestamp) -> String {
     )
 }
 
-/// The apply patch that requests `kind` on the Rollout `name`, by `by`, at `now` (stored in
-/// whole seconds).
+/// The revision and attempt an action is issued for: the Rollout's `status.currentRevision`
+/// and `status.attempt` as the client read them. The controller ignores the action for any
+/// other (and says so in `status.actionOutcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionTarget {
+    /// The revision hash.
+    pub revision: String,
+    /// The attempt of that revision (0 for the first).
+    pub attempt: i32,
+}
+
+impl ActionTarget {
+    /// The revision and attempt a Rollout's status shows, if it shows a revision.
+    pub fn of(status: Option<&super::RolloutStatus>) -> Option<Self> {
+        let status = status?;
+        Some(ActionTarget {
+            revision: status.current_revision.clone()?,
+            attempt: status.attempt.unwrap_or(0),
+        })
+    }
+}
+
+/// The apply patch that requests `kind` on the Rollout `name`, for `target`, by `by`, at `now`
+/// (stored in whole seconds).
 pub fn user_action_patch(
     name: &str,
     kind: UserActionKind,
+    target: &ActionTarget,
     by: &str,
     reason: Option<&str>,
     id: &str,
@@ -49,6 +72,8 @@ pub fn user_action_patch(
         "id": id,
         "action": kind,
         "by": by,
+        "revision": target.revision,
+        "attempt": target.attempt,
         "time": Timestamp::from_second(now.as_second()).unwrap_or(now).to_string(),
     });
     if let Some(reason) = reason {
@@ -70,9 +95,14 @@ mod tests {
     #[test]
     fn the_patch_holds_a_valid_user_action() {
         let now = Timestamp::from_second(1_767_225_600).unwrap();
+        let target = ActionTarget {
+            revision: "abc".into(),
+            attempt: 2,
+        };
         let patch = user_action_patch(
             "web",
             UserActionKind::PromoteFull,
+            &target,
             "alice",
             Some("hotfix"),
             "promotefull-1",
@@ -83,12 +113,13 @@ mod tests {
             serde_json::from_value(patch["status"]["userAction"].clone()).unwrap();
         assert_eq!(action.action, UserActionKind::PromoteFull);
         assert_eq!(action.by, "alice");
+        assert_eq!((action.revision.as_str(), action.attempt), ("abc", 2));
         assert_eq!(action.reason.as_deref(), Some("hotfix"));
         assert_eq!(
             patch["status"]["userAction"]["time"],
             "2026-01-01T00:00:00Z"
         );
-        let plain = user_action_patch("web", UserActionKind::Abort, "bob", None, "x", now);
+        let plain = user_action_patch("web", UserActionKind::Abort, &target, "bob", None, "x", now);
         assert!(plain["status"]["userAction"].get("reason").is_none());
     }
 

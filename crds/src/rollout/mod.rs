@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 pub use policy::{ApprovalPolicy, Approvers, VerificationPolicyRef};
 pub use status::{
-    AbortStatus, AuditHead, ContainerImage, GateStatus, RolloutPhase, RolloutStatus, UserAction,
-    UserActionKind, condition_types,
+    AbortStatus, ActionOutcome, AuditHead, ContainerImage, GateStatus, RolloutPhase, RolloutStatus,
+    UserAction, UserActionKind, condition_types,
 };
 pub use strategy::{
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, ApprovalStep, BlueGreenStrategy, CanaryStep,
@@ -172,5 +172,22 @@ impl RolloutSpec {
     /// Whether the rollout is paused by its spec.
     pub fn is_paused(&self) -> bool {
         self.paused.unwrap_or(false)
+    }
+
+    /// Whether a revision needs the approval gate before it serves: a canary with an approval
+    /// step, or a blue-green rollout without `autoPromotion`. The first revision of a Rollout
+    /// too (see the controller's decide module).
+    pub fn needs_approval(&self) -> bool {
+        let canary = self
+            .strategy
+            .canary
+            .as_ref()
+            .is_some_and(|canary| canary.steps.iter().any(|step| step.approval.is_some()));
+        let blue_green = self
+            .strategy
+            .blue_green
+            .as_ref()
+            .is_some_and(|blue_green| blue_green.auto_promotion != Some(true));
+        canary || blue_green
     }
 }

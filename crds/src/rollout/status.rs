@@ -132,6 +132,12 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_action: Option<String>,
 
+    /// What came of the last user action the controller handled: carried out, or ignored and
+    /// why (issued for another revision or attempt, or nothing to act on). Clients wait for it
+    /// rather than report a request that will not happen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_outcome: Option<ActionOutcome>,
+
     /// The newest AuditRecord the controller wrote for this Rollout, so that deleting the
     /// newest records is detected too (`kubectl rollgate audit verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +164,18 @@ impl From<&AuditHead> for crate::audit::ChainHead {
     }
 }
 
+/// What came of a user action.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionOutcome {
+    /// The action's id.
+    pub id: String,
+    /// Whether the controller carried it out (false: ignored).
+    pub carried_out: bool,
+    /// What was done, or why it was ignored.
+    pub message: String,
+}
+
 /// An action a person requested on a rollout.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -169,6 +187,13 @@ pub struct UserAction {
     pub action: UserActionKind,
     /// Who asked.
     pub by: String,
+    /// The revision (template hash) the action was issued for; it is ignored for any other.
+    #[schemars(length(min = 1, max = 64))]
+    pub revision: String,
+    /// The attempt (`status.attempt`, 0 for the first) of that revision it was issued for; it
+    /// is ignored for any other, so a retry or abort meant for one try never hits the next.
+    #[schemars(range(min = 0))]
+    pub attempt: i32,
     /// Why, for the audit record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

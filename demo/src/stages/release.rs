@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use rollgate_crds::requester::requester;
 use rollgate_crds::rollout::RolloutPhase;
+use rollgate_testsupport::approvals::approve_current_revision;
 use rollgate_testsupport::identity::{
     Who, certificate_user, grant_subjects, rollgate_rule, subject, wait_until_user_allowed,
     write_kubeconfig,
@@ -47,9 +48,18 @@ impl Walk<'_> {
         );
         self.apply_rollout("rollout-v1", &v1)?;
         self.narrator.detail(
-            "v1 is verified, and as the first revision it has nothing to be compared with: it \
-             becomes stable at once",
+            "v1 is verified; as the first revision it has nothing to be compared with, so it \
+             skips the steps, but it is gated like any revision: nothing runs until a release \
+             manager approves it (here the platform team's bootstrap approver)",
         );
+        approve_current_revision(
+            &self.stack.cluster,
+            NAMESPACE,
+            ROLLOUT,
+            1,
+            &[APPROVERS_GROUP],
+        )
+        .await?;
         let awaited = Awaited {
             what: "v1 stable",
             timeout: Duration::from_secs(60),

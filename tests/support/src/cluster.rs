@@ -25,6 +25,9 @@ pub struct Cluster {
     startup: Duration,
 }
 
+/// The user name of the admin kubeconfig's client certificate.
+pub const ADMIN_USER: &str = "rollgate-admin";
+
 static SHARED: OnceLock<std::result::Result<Cluster, String>> = OnceLock::new();
 
 /// The cluster shared by every test of this process, started on first use with rollgate's CRDs
@@ -158,6 +161,9 @@ impl Cluster {
     /// someone else's name is refused. (The API server loads policies asynchronously, a moment
     /// after they are created.)
     pub fn install_policies(&self) -> Result<()> {
+        // The controller processes of the tests run with the admin kubeconfig, so the admin is
+        // the controller's identity the ownership policies let write the controller's state.
+        self.install_controller_identity(ADMIN_USER)?;
         let policies = tools::workspace_root().join("crds/policies");
         let policies = policies.to_str().context("policy path is not UTF-8")?;
         let applied = self.kubectl(&[
@@ -201,7 +207,20 @@ impl Cluster {
                 .map(str::to_owned)
                 .context("probe path is not UTF-8")
         };
-        let (rollout, approval) = (path(&rollout)?, path(&approval)?);
+        let replica_set = probes.join("replica-set.json");
+        std::fs::write(
+            &replica_set,
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {"name": "policy-probe", "labels": {"rollgate.io/rollout": "policy-probe"}},
+                "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "policy-probe"}},
+                         "template": {"metadata": {"labels": {"app": "policy-probe"}},
+                                      "spec": {"containers": [{"name": "c", "image": "probe"}]}}}
+            }))?,
+        )?;
+        let (rollout, approval, replica_set) =
+            (path(&rollout)?, path(&approval)?, path(&replica_set)?);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let stamped = self.kubectl(&[
@@ -222,18 +241,71 @@ impl Cluster {
                 "-f",
                 &approval,
             ])?;
-            let stamped = String::from_utf8_lossy(&stamped.stdout).trim() == "rollgate-admin";
-            if stamped && !refused.status.success() {
+            // Someone with every RBAC permission who is not the controller.
+            let forged = self.kubectl(&[
+                "create",
+                "--dry-run=server",
+                "--as=policy-probe",
+                "--as-group=system:masters",
+                "-n",
+                "default",
+                "-f",
+                &replica_set,
+            ])?;
+            let stamped = String::from_utf8_lossy(&stamped.stdout).trim() == ADMIN_USER;
+            if stamped && !refused.status.success() && !forged.status.success() {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
-                    "the admission policies were not in force after 30 s (requested-by stamped: {stamped}, approval refused: {})",
-                    !refused.status.success()
+                    "the admission policies were not in force after 30 s (requested-by stamped: {stamped}, approval refused: {}, forged ReplicaSet refused: {}: {})",
+                    !refused.status.success(),
+                    !forged.status.success(),
+                    String::from_utf8_lossy(&forged.stderr)
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Names `username` as the rollgate controller's identity: the ConfigMap the ownership
+    /// policies (`rollgate-controller-owned`, `rollgate-controller-replicasets`) take as their
+    /// parameter, in its namespace.
+    pub fn install_controller_identity(&self, username: &str) -> Result<()> {
+        use rollgate_crds::policies::controller_owned::{
+            CONTROLLER_IDENTITY_KEY, CONTROLLER_IDENTITY_NAMESPACE, CONTROLLER_IDENTITY_PARAM,
+        };
+        let manifest = self.dir().join("controller-identity.json");
+        std::fs::write(
+            &manifest,
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [
+                    {"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": CONTROLLER_IDENTITY_NAMESPACE}},
+                    {"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": CONTROLLER_IDENTITY_PARAM,
+                                  "namespace": CONTROLLER_IDENTITY_NAMESPACE},
+                     "data": {CONTROLLER_IDENTITY_KEY: username}}
+                ]
+            }))?,
+        )?;
+        let manifest = manifest.to_str().context("manifest path is not UTF-8")?;
+        let applied = self.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            manifest,
+        ])?;
+        if !applied.status.success() {
+            bail!(
+                "kubectl apply of the controller identity: {}",
+                String::from_utf8_lossy(&applied.stderr)
+            );
+        }
+        Ok(())
     }
 
     /// Applies the CRDs in `path` (a file or a directory) and waits until they are established.

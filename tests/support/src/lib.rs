@@ -17,6 +17,7 @@
 //! no process outlives the tests.
 
 pub mod analysis;
+pub mod approvals;
 pub mod cluster;
 pub mod controller;
 pub mod cosign;

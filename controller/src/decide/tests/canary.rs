@@ -464,14 +464,71 @@ fn pause_and_resume_by_a_person() {
         json!({"canary": {"steps": [{"setWeight": 50}, {"setWeight": 100}]}}),
         2,
     ));
-    world.act(UserActionKind::Pause, "alice");
     world.deploy("v2");
+    world.act(UserActionKind::Pause, "alice");
     world.settle();
     assert_eq!(world.phase(), RolloutPhase::Paused);
     assert_eq!(world.step_index(), 0);
     world.act(UserActionKind::Resume, "alice");
     world.settle();
     assert_eq!(world.phase(), RolloutPhase::Healthy);
+}
+
+#[test]
+fn an_action_for_another_revision_is_ignored_and_says_why() {
+    let mut world = World::stable(rollout(
+        json!({"canary": {"steps": [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]}}),
+        2,
+    ));
+    // Paused for v1, then v2 is deployed: the pause does not carry over.
+    world.act(UserActionKind::Pause, "alice");
+    world.deploy("v2");
+    let reasons = world.settle();
+    assert!(reasons.contains(&"ActionIgnored"), "{reasons:?}");
+    let outcome = world.status().action_outcome.clone().expect("an outcome");
+    assert!(!outcome.carried_out);
+    assert!(
+        outcome.message.contains("issued for revision v1 attempt 0"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(world.step_index(), 1, "v2 went on to its own pause");
+    // A promote for v2 is carried out, and says so.
+    world.act(UserActionKind::Promote, "bob");
+    world.settle();
+    let outcome = world.status().action_outcome.clone().expect("an outcome");
+    assert!(outcome.carried_out, "{outcome:?}");
+    assert_eq!(world.phase(), RolloutPhase::Healthy);
+    // A promote with nothing to promote is ignored, not reported as done.
+    world.act(UserActionKind::Promote, "bob");
+    world.settle();
+    assert!(!world.status().action_outcome.clone().unwrap().carried_out);
+}
+
+#[test]
+fn the_first_revision_waits_for_its_gate_with_no_pods() {
+    let mut world = World::stable(rollout(
+        json!({"canary": {"steps": [{"setWeight": 50}, {"approval": {}}]}}),
+        2,
+    ));
+    // A Rollout created anew (or deleted and created again) has no stable revision.
+    world.rollout.status = None;
+    world.revisions.clear();
+    world.deploy("v9");
+    world.settle();
+    assert_eq!(world.phase(), RolloutPhase::AwaitingApproval);
+    assert_eq!(world.status().stable_revision, None);
+    assert!(
+        world.scale().iter().all(|(_, replicas)| *replicas == 0),
+        "{:?}",
+        world.scale()
+    );
+    world.gates.approval = Approval::Open {
+        approvers: vec!["erin".into()],
+    };
+    world.settle();
+    assert_eq!(world.phase(), RolloutPhase::Healthy);
+    assert_eq!(world.scale(), vec![("v9".to_owned(), 2)]);
 }
 
 #[test]

@@ -66,7 +66,15 @@ impl World {
             created: 0,
             actions: 0,
         };
+        // The first revision passes its gate when the strategy has one.
+        world.gates.approval = Approval::Open {
+            approvers: vec!["first-approver".into()],
+        };
         world.settle();
+        world.gates.approval = Approval::Waiting {
+            required: 1,
+            approvers: Vec::new(),
+        };
         assert_eq!(world.phase(), RolloutPhase::Healthy);
         world
     }
@@ -164,10 +172,13 @@ impl World {
         self.actions += 1;
         let id = format!("action-{}", self.actions);
         let status = self.rollout.status.get_or_insert_with(Default::default);
+        let attempt = crate::decide::actions::attempt_of(status, &self.revision);
         status.user_action = Some(UserAction {
             id,
             action: kind,
             by: by.into(),
+            revision: self.revision.clone(),
+            attempt,
             reason: Some("test".into()),
             time: Time(self.now),
         });
@@ -229,6 +240,8 @@ fn gates_see_the_attempt_a_decision_will_run() {
         id: "retry-1".into(),
         action: UserActionKind::Retry,
         by: "alice".into(),
+        revision: "v2".into(),
+        attempt: 1,
         reason: None,
         time: Time(Timestamp::UNIX_EPOCH),
     });

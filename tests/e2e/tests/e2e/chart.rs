@@ -26,10 +26,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use rollgate_crds::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate};
 use rollgate_crds::approval::{Decision, approval_request, decision_target};
-use rollgate_crds::rollout::intents::{action_id, user_action_patch};
+use rollgate_crds::rollout::intents::{ActionTarget, action_id, user_action_patch};
 use rollgate_crds::rollout::{RolloutPhase, UserActionKind};
 use rollgate_crds::{Approval, Rollout};
 use rollgate_testsupport::analysis::analysis_binary;
+use rollgate_testsupport::approvals::approve_current_revision;
 use rollgate_testsupport::controller::controller_binary;
 use rollgate_testsupport::grpcurl::grpcurl;
 use rollgate_testsupport::helm::{
@@ -448,12 +449,15 @@ fn canary(name: &str, gates: Value) -> anyhow::Result<Rollout> {
 /// Creates the canary, waits until v1 is stable, moves it to v2 and waits at the approval
 /// gate (step `gate_step`); returns v2.
 async fn at_the_gate(
+    (cluster, namespace): (&Cluster, &str),
     rollouts: &Api<Rollout>,
     rollout: &Rollout,
     gate_step: i32,
 ) -> anyhow::Result<String> {
     let name = rollout.metadata.name.clone().unwrap_or_default();
     create_rollout(rollouts, rollout).await?;
+    // The first revision is gated too.
+    approve_current_revision(cluster, namespace, &name, 1, &[]).await?;
     wait_for(rollouts, &name, "v1 Healthy", healthy(None)).await?;
     set_digest(rollouts, &name, DIGEST_V2).await?;
     let waiting = wait_for(
@@ -542,7 +546,12 @@ async fn the_installed_charts_rbac_carries_a_canary_through_analysis_and_approva
     let controller = &installed.controller;
     let v2 = unless_refused(
         controller,
-        at_the_gate(&rollouts, &canary("web", gates)?, 2),
+        at_the_gate(
+            (&installed.cluster, namespace.name()),
+            &rollouts,
+            &canary("web", gates)?,
+            2,
+        ),
     )
     .await?;
 
@@ -599,7 +608,7 @@ async fn a_viewer_can_neither_approve_nor_abort_and_an_approver_cannot_abort() -
     let ns = namespace.name();
     let rollouts: Api<Rollout> = Api::namespaced(admin.clone(), ns);
     let rollout = canary("web", json!([{"approval": {}}]))?;
-    let gated = at_the_gate(&rollouts, &rollout, 1);
+    let gated = at_the_gate((&installed.cluster, ns), &rollouts, &rollout, 1);
     let v2 = unless_refused(&installed.controller, gated).await?;
     let status = rollouts.get("web").await?.status.unwrap_or_default();
     let target = decision_target("web", &status)?;
@@ -651,9 +660,14 @@ async fn a_viewer_can_neither_approve_nor_abort_and_an_approver_cannot_abort() -
         let api: Api<Rollout> = Api::namespaced(client_of(installed, account).await?, ns);
         let now = Timestamp::now();
         let id = action_id(UserActionKind::Abort, now);
+        let target = ActionTarget {
+            revision: v2.clone(),
+            attempt: 0,
+        };
         let patch = user_action_patch(
             "web",
             UserActionKind::Abort,
+            &target,
             &account.username,
             Some("no"),
             &id,

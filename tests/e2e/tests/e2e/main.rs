@@ -17,3 +17,4 @@ mod rollout_scenarios;
 mod rollout_sequential;
 mod rollout_verification;
 mod rollouts;
+mod trust_boundary;

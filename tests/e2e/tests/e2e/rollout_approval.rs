@@ -22,6 +22,7 @@ use rollgate_crds::audit::{AuditEventKind, CONTROLLER_ACTOR};
 use rollgate_crds::requester::REQUESTED_BY_ANNOTATION;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_crds::{Approval, AuditRecord, Rollout};
+use rollgate_testsupport::approvals::approve_current_revision;
 use rollgate_testsupport::demo_app::workspace_binary;
 use rollgate_testsupport::identity::{
     self, Account, CertificateUser, Credentials, Who, certificate_user, client_for, subject,
@@ -167,6 +168,8 @@ impl Team {
         }))?);
         let as_dana: Api<Rollout> = Api::namespaced(self.dana.client.clone(), self.ns());
         as_dana.create(&PostParams::default(), &rollout).await?;
+        // The first revision waits at the gate like any other.
+        approve_current_revision(self.cluster, self.ns(), name, 2, &[RELEASE_MANAGERS]).await?;
         let first = wait_for(&as_dana, name, "v1 Healthy", healthy(None)).await?;
         let v1 = first
             .status

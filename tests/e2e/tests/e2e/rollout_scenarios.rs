@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rollgate_crds::Rollout;
 use rollgate_crds::rollout::RolloutPhase;
+use rollgate_testsupport::approvals::approve_current_revision;
 use rollgate_testsupport::{TestNamespace, manifests, shared_cluster, shared_controller};
 use serde_json::{Value, json};
 
@@ -82,6 +83,22 @@ async fn blue_green_previews_waits_for_promotion_and_switches_the_active_service
     s.rollouts
         .create(&PostParams::default(), &rollout("pay", 3, strategy)?)
         .await?;
+    // The first revision is gated too: nothing runs before its approval.
+    wait_for(
+        &s.rollouts,
+        "pay",
+        "the first revision's gate",
+        in_phase(RolloutPhase::AwaitingApproval),
+    )
+    .await?;
+    assert_eq!(
+        replicas_by_revision(&s.replica_sets, "pay")
+            .await?
+            .values()
+            .sum::<i32>(),
+        0
+    );
+    approve_current_revision(shared_cluster(), s._namespace.name(), "pay", 1, &[]).await?;
     wait_for(&s.rollouts, "pay", "v1 Healthy", healthy(None)).await?;
     let (v1, _) = s.revisions("pay").await?;
     assert_eq!(s.selected_revision("pay-active").await?, Some(v1.clone()));

@@ -131,10 +131,28 @@ pub async fn wait_for_scale(
 
 /// Asks for a user action (`Promote`, `Abort`, `Retry`, …) through the status subresource,
 /// as the CLI and the gRPC API do, as the cluster admin (`by` must name the requesting user:
-/// the `rollgate-user-actions` admission policy).
+/// the `rollgate-user-actions` admission policy), for the revision and attempt the Rollout is
+/// at. Waits first until the controller has handled any earlier action (the policy refuses to
+/// replace one that is still pending).
 pub async fn request(api: &Api<Rollout>, name: &str, action: &str, id: &str) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let status = loop {
+        let status = api.get(name).await?.status.unwrap_or_default();
+        let pending = status
+            .user_action
+            .as_ref()
+            .is_some_and(|action| status.handled_action.as_deref() != Some(action.id.as_str()));
+        if !pending && status.current_revision.is_some() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("{name}: an earlier action is still pending, or no revision yet");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let patch = json!({"status": {"userAction": {
         "id": id, "action": action, "by": "rollgate-admin", "reason": "requested by the test",
+        "revision": status.current_revision, "attempt": status.attempt.unwrap_or(0),
         "time": "2026-01-01T00:00:00Z"
     }}});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))

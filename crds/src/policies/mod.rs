@@ -25,6 +25,10 @@
 //!   policies run before validating ones, so `rollgate-requested-by` then always passes; it
 //!   stays as the guard for clusters where the mutating policy is absent or switched off.
 //!
+//! - `rollgate-controller-owned` and `rollgate-controller-replicasets`: the controller's own
+//!   state (a Rollout's status but `userAction`, AnalysisRuns, AuditRecords, a Rollout's
+//!   ReplicaSets) is written by the controller's identity alone. See [`controller_owned`].
+//!
 //! They live beside `crds/yaml/`, not in it, because `kubectl wait --for=condition=Established
 //! -f crds/yaml` waits on every object in the directory and a policy never has that condition.
 //! Install them after the CRDs: `kubectl apply --server-side -f crds/policies`.
@@ -37,6 +41,8 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicySpec, Validation, Variable,
 };
 use kube::api::ObjectMeta;
+
+pub mod controller_owned;
 
 use crate::generate::GeneratedFile;
 use crate::requester::REQUESTED_BY_ANNOTATION;
@@ -66,7 +72,14 @@ pub struct BoundPolicy {
 
 /// Every admission policy rollgate ships, with its binding.
 pub fn admission_policies() -> Vec<BoundPolicy> {
-    vec![approvals(), audit_records(), requested_by(), user_actions()]
+    vec![
+        approvals(),
+        audit_records(),
+        requested_by(),
+        user_actions(),
+        controller_owned::controller_owned(),
+        controller_owned::controller_replicasets(),
+    ]
 }
 
 fn approvals() -> BoundPolicy {
@@ -124,15 +137,30 @@ fn user_actions() -> BoundPolicy {
         vec![Variable {
             name: "changed".into(),
             expression: "has(object.status) && has(object.status.userAction) && !(has(oldObject.status) && has(oldObject.status.userAction) && object.status.userAction == oldObject.status.userAction)".into(),
+        },
+        // The previous action was not handled yet: replacing it would lose it.
+        Variable {
+            name: "pending".into(),
+            expression: "has(oldObject.status) && has(oldObject.status.userAction) && !(has(oldObject.status.handledAction) && oldObject.status.handledAction == oldObject.status.userAction.id)".into(),
         }],
-        vec![Validation {
-            expression: "!variables.changed || object.status.userAction.by == request.userInfo.username".into(),
-            message_expression: Some(
-                "'status.userAction.by must be your own user name, ' + request.userInfo.username + ': nobody acts in someone else\\'s name'".into(),
-            ),
-            reason: Some("Forbidden".into()),
-            ..Default::default()
-        }],
+        vec![
+            Validation {
+                expression: "!variables.changed || object.status.userAction.by == request.userInfo.username".into(),
+                message_expression: Some(
+                    "'status.userAction.by must be your own user name, ' + request.userInfo.username + ': nobody acts in someone else\\'s name'".into(),
+                ),
+                reason: Some("Forbidden".into()),
+                ..Default::default()
+            },
+            Validation {
+                expression: "!variables.changed || !variables.pending".into(),
+                message_expression: Some(
+                    "'another action is still pending (' + oldObject.status.userAction.action + ' by ' + oldObject.status.userAction.by + ', id ' + oldObject.status.userAction.id + '): nothing was requested; ask again once the controller has handled it'".into(),
+                ),
+                reason: Some("Forbidden".into()),
+                ..Default::default()
+            },
+        ],
     )
 }
 
@@ -187,7 +215,7 @@ fn requested_by() -> BoundPolicy {
     )
 }
 
-fn policy_metadata(name: &str) -> ObjectMeta {
+pub(crate) fn policy_metadata(name: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         labels: Some(
@@ -352,7 +380,7 @@ mod tests {
     #[test]
     fn files_hold_policy_and_binding() {
         let files = policy_files().unwrap();
-        assert_eq!(files.len(), 5);
+        assert_eq!(files.len(), 7);
         let (mutating, validating) = files.split_last().unwrap();
         assert!(
             mutating
