@@ -54,6 +54,8 @@ pub struct Metrics {
     /// Audit events that could not be written (after retries): each one is a gap an operator
     /// must look at.
     pub audit_failures: Counter,
+    /// 1 when the admission policies that make the controller's state its own are in force.
+    pub trust_policies_in_force: Gauge,
     phases: Mutex<BTreeMap<String, String>>,
 }
 
@@ -106,7 +108,14 @@ impl Default for Metrics {
             "Audit events that could not be written after retries (alert on any)",
             audit_failures.clone(),
         );
+        let trust_policies_in_force = Gauge::default();
+        registry.register(
+            "trust_policies_in_force",
+            "1 when the ownership admission policies are installed and name this controller (alert on 0)",
+            trust_policies_in_force.clone(),
+        );
         Metrics {
+            trust_policies_in_force,
             registry,
             measurements,
             audit_records,

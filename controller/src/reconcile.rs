@@ -30,10 +30,28 @@ use crate::{approvals, verification};
 /// at again, should no watch event bring it back sooner.
 const HELD_PLAN_RETRY: Duration = Duration::from_secs(10);
 
+/// The longest a reconcile waits before looking again, whatever a pause or deadline says (a
+/// timer far in the future is never armed).
+const MAX_REQUEUE: Duration = Duration::from_secs(3600);
+
+/// Reconciles one Rollout, containing a panic: it is reported on that Rollout (see
+/// [`crate::contain`]) and the Rollout is looked at again later, while the others go on.
+pub async fn reconcile(
+    guarded: Arc<DeserializeGuard<Rollout>>,
+    context: Arc<Context>,
+) -> Result<Action, Error> {
+    let reconciling = reconcile_rollout(guarded.clone(), context.clone());
+    let panic = match crate::contain::contained(reconciling).await {
+        Ok(result) => return result,
+        Err(panic) => crate::contain::panic_message(panic.as_ref()),
+    };
+    Ok(crate::contain::report(&guarded, panic, &context).await)
+}
+
 /// Reconciles one Rollout. A Rollout that cannot be read as a `Rollout` (a field the API
 /// server accepted but rollgate cannot represent) is reported with an Event and skipped: it
 /// cannot stall the others.
-pub async fn reconcile(
+async fn reconcile_rollout(
     guarded: Arc<DeserializeGuard<Rollout>>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
@@ -43,6 +61,7 @@ pub async fn reconcile(
         Err(invalid) => return invalid::report(&guarded, &invalid.error, &context).await,
     };
     let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
+    crate::contain::fault_injection(&rollout);
     if context.written.is_behind(&rollout) {
         // The cache has not caught up with this process's last status write: decide from the
         // API server's version, never from an older status.
@@ -150,7 +169,9 @@ pub async fn reconcile(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+    Ok(requeue.map_or_else(Action::await_change, |after| {
+        Action::requeue(after.min(MAX_REQUEUE))
+    }))
 }
 
 /// Records what `plan` did to `rollout`: an AuditRecord and an Event for each audit event

@@ -111,6 +111,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.image_verification == VerificationMode::Enforce {
         context.verification = Some(image_verification(client.clone(), &settings).await);
     }
+    crate::trust::check(
+        &client,
+        &metrics,
+        &context.recorder,
+        (&settings.lease_namespace, &settings.lease_name),
+    )
+    .await;
     let context = Arc::new(context);
 
     if !settings.leader_election {

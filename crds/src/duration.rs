@@ -9,14 +9,17 @@
 use std::time::Duration;
 
 /// The regular expression a duration string must match (RE2 syntax, used by the CEL rule).
-pub const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h))+$";
+pub const DURATION_PATTERN: &str = "^([0-9]{1,6}(ms|s|m|h))+$";
+
+/// Digits a duration component may have.
+const MAX_DIGITS: usize = 6;
 
 /// The CEL rule that checks a duration field against [`DURATION_PATTERN`].
-pub const DURATION_CEL_RULE: &str = "self.matches('^([0-9]+(ms|s|m|h))+$')";
+pub const DURATION_CEL_RULE: &str = "self.matches('^([0-9]{1,6}(ms|s|m|h))+$')";
 
 /// The message the API server returns when a duration field does not parse.
 pub const DURATION_CEL_MESSAGE: &str =
-    "must be a duration such as 30s, 5m, 1h30m or 250ms (units ms, s, m, h)";
+    "must be a duration such as 30s, 5m, 1h30m or 250ms (units ms, s, m, h; at most 6 digits a unit)";
 
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +73,11 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
                 input: input.to_owned(),
                 position,
             });
+        }
+        // At most six digits a component, as the schema's pattern says: a duration stays far
+        // inside what timers and timestamps can add (so no spec can overflow a deadline).
+        if position - digits_start > MAX_DIGITS {
+            return Err(DurationError::Overflow(input.to_owned()));
         }
         let amount: u64 = input[digits_start..position]
             .parse()

@@ -263,6 +263,24 @@ impl<'o, 'a> Decision<'o, 'a> {
         !self.observed.rollout.spec.needs_approval() || self.approval_gate("first revision")
     }
 
+    /// A spec the controller cannot apply: Degraded with the reason (recorded once), nothing
+    /// new created, the stable revision kept as it is.
+    pub fn refuse_spec(mut self, problem: String) -> Plan {
+        if self.old.message.as_deref() != Some(problem.as_str()) {
+            self.note("SpecRefused", problem.clone());
+        }
+        self.condition(condition_types::PROGRESSING, false, "InvalidSpec", problem.clone());
+        self.phase(RolloutPhase::Degraded, problem);
+        let observed = self.observed;
+        let keep = self
+            .old
+            .stable_revision
+            .clone()
+            .and_then(|stable| super::revision_state(observed, &stable).map(|s| (stable, s.replicas)))
+            .map(|(revision, replicas)| ReplicaSetPlan { revision, replicas });
+        self.finish(keep.into_iter().collect(), Vec::new(), None)
+    }
+
     /// Makes the desired revision the stable one: records it and its images, clears an abort,
     /// and reports Healthy once all its pods are available (Progressing until then). `role`
     /// names what the revision now is in messages (`stable`, `active`).

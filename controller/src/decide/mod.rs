@@ -24,6 +24,7 @@ mod decision;
 mod finish;
 mod history;
 pub mod replicas;
+mod spec_problems;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -218,6 +219,9 @@ pub struct Plan {
 
 /// Decides the next state of a Rollout.
 pub fn decide(observed: &Observed<'_>) -> Plan {
+    if let Some(problem) = spec_problems::problem(observed.rollout) {
+        return decision::Decision::new(observed).refuse_spec(problem);
+    }
     if observed.rollout.spec.strategy.blue_green.is_some() {
         blue_green::decide(observed)
     } else {

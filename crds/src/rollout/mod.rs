@@ -44,6 +44,8 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
     status = "RolloutStatus",
     shortname = "rgro",
     category = "rollgate",
+    validation = kube::core::Rule::new("self.metadata.name.size() <= 63")
+        .message("metadata.name may have at most 63 characters: rollgate labels the Rollout's ReplicaSets and pods with it (rollgate.io/rollout), and a label value holds at most 63"),
     doc = "A Rollout releases each new revision of its pod template as a canary or blue-green rollout, only for verified image digests, gated by analysis and approvals.",
     scale(
         spec_replicas_path = ".spec.replicas",
@@ -103,10 +105,10 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
     "!has(self.selector.matchLabels) || (has(self.template.metadata) && has(self.template.metadata.labels) && self.selector.matchLabels.all(k, k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k]))"
 ).message("selector.matchLabels must match template.metadata.labels").field_path(".selector"))]
 pub struct RolloutSpec {
-    /// Number of desired pods. Defaults to 1. Scaled by `kubectl scale` and the
+    /// Number of desired pods. Defaults to 1, at most 100,000. Scaled by `kubectl scale` and the
     /// HorizontalPodAutoscaler through the scale subresource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 100000))]
     pub replicas: Option<i32>,
 
     /// Label selector for the pods of every revision. Must match the template's labels; rollgate
@@ -117,15 +119,15 @@ pub struct RolloutSpec {
     /// canonical form, that rolls out through the strategy.
     pub template: PodTemplateSpec,
 
-    /// How many old ReplicaSets to keep for rollback. Defaults to 10.
+    /// How many old ReplicaSets to keep for rollback. Defaults to 10, at most 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 100))]
     pub revision_history_limit: Option<i32>,
 
     /// Seconds a revision may take to make progress before the Rollout is marked Degraded.
-    /// Defaults to 600.
+    /// Defaults to 600, at most 30 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 2592000))]
     pub progress_deadline_seconds: Option<i32>,
 
     /// Abort the rollout (traffic back to stable) when the progress deadline passes, instead of

@@ -191,7 +191,7 @@ pub struct BlueGreenStrategy {
 
     /// Pods of the new revision before promotion. Defaults to the full replica count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100000))]
     pub preview_replica_count: Option<i32>,
 
     /// Promote as soon as the new revision is ready and pre-promotion analysis passed.
@@ -207,8 +207,8 @@ pub struct BlueGreenStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_promotion_analysis: Option<AnalysisStep>,
 
-    /// Seconds to keep the old revision running after promotion. Defaults to 30.
+    /// Seconds to keep the old revision running after promotion. Defaults to 30, at most a day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 86400))]
     pub scale_down_delay_seconds: Option<i32>,
 }
