@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use kube::runtime::events::{Recorder, Reporter};
 
+use crate::acting_as::ActingAsReviews;
 use crate::audit::AuditLog;
 use crate::metrics::Metrics;
 use crate::verification::ImageVerification;
@@ -24,6 +25,8 @@ pub struct Context {
     pub verification: Option<ImageVerification>,
     /// Appends AuditRecords to Rollouts' chains.
     pub audit: AuditLog,
+    /// Recent answers to whether an approver could act as a requester.
+    pub acting_as: ActingAsReviews,
 }
 
 impl Context {
@@ -39,6 +42,7 @@ impl Context {
             client,
             metrics,
             verification: None,
+            acting_as: ActingAsReviews::default(),
         }
     }
 }

@@ -131,13 +131,9 @@ impl<'o, 'a> Decision<'o, 'a> {
     /// refused.
     pub fn verification(&mut self) -> Verdict {
         match &self.observed.gates.verification {
-            Verification::Passed => {
-                self.condition(
-                    condition_types::VERIFIED,
-                    true,
-                    "Verified",
-                    "every image passed its policy",
-                );
+            Verification::Passed { reason, message } => {
+                let (reason, message) = (reason.clone(), message.clone());
+                self.condition(condition_types::VERIFIED, true, &reason, message);
                 Verdict::Passed
             }
             Verification::Refused(reason) => {
@@ -184,6 +180,7 @@ impl<'o, 'a> Decision<'o, 'a> {
                     received,
                     approvers,
                     rejected_by: None,
+                    ignored: self.observed.gates.approval_ignored.clone(),
                 });
                 true
             }
@@ -205,6 +202,7 @@ impl<'o, 'a> Decision<'o, 'a> {
                     received,
                     approvers,
                     rejected_by: None,
+                    ignored: self.observed.gates.approval_ignored.clone(),
                 });
                 self.phase(RolloutPhase::AwaitingApproval, message);
                 false
@@ -222,6 +220,7 @@ impl<'o, 'a> Decision<'o, 'a> {
                     ..GateStatus::default()
                 });
                 gate.rejected_by = Some(by);
+                gate.ignored = self.observed.gates.approval_ignored.clone();
                 self.phase(RolloutPhase::AwaitingApproval, message);
                 false
             }

@@ -17,3 +17,5 @@ mod rollout_scenarios;
 mod rollout_sequential;
 mod rollout_verification;
 mod rollouts;
+mod trust_approvals;
+mod trust_routing;
