@@ -12,12 +12,16 @@
 //! send the stable Service's traffic through the canary Service too) holds the plan before any
 //! ReplicaSet changes: the Rollout goes Degraded with a message naming the object, and the
 //! controller looks again when it appears (Services and HTTPRoutes are watched) or shortly.
+//! So does a Service or HTTPRoute that has not opted in to the Rollout
+//! ([`rollgate_crds::managed_by`]): the controller never writes an object for a Rollout's author
+//! that the object's own editors did not hand to that Rollout.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
+use rollgate_crds::managed_by::opt_in;
 use rollgate_crds::revision::REVISION_LABEL;
 use rollgate_crds::rollout::{RolloutPhase, RolloutStatus};
 use serde_json::json;
@@ -56,17 +60,12 @@ pub async fn apply(
         namespace: &namespace,
         rollout,
     };
-    let missing = writer.services(plan).await?;
-    let held = if missing.is_empty() {
-        match &plan.route {
+    let held = match writer.services(plan).await? {
+        Some(reason) => Some(reason),
+        None => match &plan.route {
             Some(route) => writer.route(route).await?,
             None => None,
-        }
-    } else {
-        Some(format!(
-            "the strategy names Services that do not exist: {}",
-            missing.join(", ")
-        ))
+        },
     };
     if let Some(reason) = held {
         // Nothing that moves traffic or pods happened: keep the status as it was, but say why.
@@ -95,10 +94,32 @@ impl Writer<'_> {
         PatchParams::apply(FIELD_MANAGER).force()
     }
 
-    /// Points each Service's selector at its revision; returns the Services that do not exist.
-    async fn services(&self, plan: &Plan) -> Result<Vec<String>, Error> {
+    /// Points each Service's selector at its revision; returns why it cannot (Services that do
+    /// not exist, or have not opted in to the Rollout), writing none of them then.
+    async fn services(&self, plan: &Plan) -> Result<Option<String>, Error> {
         let services: Api<Service> = Api::namespaced(self.client.clone(), self.namespace);
         let mut missing = Vec::new();
+        let mut refused = Vec::new();
+        for service in &plan.services {
+            self.metrics.request("get");
+            match services.get_opt(&service.service).await? {
+                None => missing.push(service.service.clone()),
+                Some(found) => refused.extend(opt_in(&found.metadata, self.rollout).refusal(
+                    "Service",
+                    &service.service,
+                    &self.rollout.name_any(),
+                )),
+            }
+        }
+        if !missing.is_empty() {
+            return Ok(Some(format!(
+                "the strategy names Services that do not exist: {}",
+                missing.join(", ")
+            )));
+        }
+        if !refused.is_empty() {
+            return Ok(Some(refused.join("; ")));
+        }
         for service in &plan.services {
             let patch = json!({
                 "apiVersion": "v1",
@@ -107,20 +128,11 @@ impl Writer<'_> {
                 "spec": {"selector": {REVISION_LABEL: service.revision}}
             });
             self.metrics.request("apply");
-            let applied = services
+            services
                 .patch(&service.service, &Self::params(), &Patch::Apply(&patch))
-                .await;
-            if let Err(error) = applied {
-                // Applying to a Service that does not exist tries to create an invalid one.
-                self.metrics.request("get");
-                if services.get_opt(&service.service).await?.is_none() {
-                    missing.push(service.service.clone());
-                    continue;
-                }
-                return Err(error.into());
-            }
+                .await?;
         }
-        Ok(missing)
+        Ok(None)
     }
 
     /// Sets the planned weights on the HTTPRoute; returns why it cannot, if it cannot.
@@ -143,6 +155,14 @@ impl Writer<'_> {
                 plan.http_route
             )));
         };
+        let refusal = opt_in(&found.metadata, self.rollout).refusal(
+            "HTTPRoute",
+            &plan.http_route,
+            &self.rollout.name_any(),
+        );
+        if refusal.is_some() {
+            return Ok(refusal);
+        }
         let spec = found.data.get("spec").cloned().unwrap_or_default();
         let weights = Weights {
             route: &plan.http_route,

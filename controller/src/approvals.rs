@@ -2,20 +2,53 @@
 //! `spec.rollout`) judged by the pure gate rules of `rollgate_crds::approval::gate` for the
 //! desired revision and its image digests, under the Rollout's approval policy. Who may create
 //! an Approval, and in whose name, is the API server's business (RBAC and the admission policy
-//! in `crds/policies`); the controller only counts what it finds.
+//! in `crds/policies`); the controller counts what it finds, and asks the API server
+//! ([`crate::acting_as`]) whether each approver could have acted as the requester, since such an
+//! approval does not count either.
+//!
+//! `status.gate.ignored` lists every Approval of the revision that did not count, with why; an
+//! Event on the Approval tells its approver, once per reason.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::api::{Api, ListParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
-use rollgate_crds::approval::gate::{ApprovalFacts, GateVerdict, evaluate_gate};
-use rollgate_crds::approval::{self as approval_crd, Approval as ApprovalObject};
+use rollgate_crds::approval::acting::ActingPermission;
+use rollgate_crds::approval::gate::{
+    ApprovalFacts, GateVerdict, IgnoredReason, assess, evaluate_gate,
+};
+use rollgate_crds::approval::{self as approval_crd, Approval as ApprovalObject, Decision};
 use rollgate_crds::requester::requester;
-use rollgate_crds::rollout::ContainerImage;
+use rollgate_crds::rollout::{ContainerImage, GateStatus, IgnoredApproval};
 
-use crate::context::Error;
+use crate::context::{Context, Error};
 use crate::decide::Approval;
 use crate::metrics::Metrics;
+
+/// The most ignored approvals `status.gate.ignored` lists.
+pub const MAX_IGNORED: usize = 20;
+
+/// A Rollout's Approvals, and for each (by name) the permission through which its approver
+/// could have acted as the requester, where the API server says there is one.
+#[derive(Debug, Clone, Default)]
+pub struct Approvals {
+    /// The Approvals that name the Rollout.
+    pub objects: Vec<ApprovalObject>,
+    /// Approval name to the permission its approver could act as the requester through.
+    pub acting: BTreeMap<String, ActingPermission>,
+}
+
+/// The gate as the state machine sees it, and the approvals that did not count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// Open, waiting or rejected.
+    pub approval: Approval,
+    /// For `status.gate.ignored`.
+    pub ignored: Vec<IgnoredApproval>,
+}
 
 /// Whether the Rollout has an approval gate (a canary approval step, or a blue-green promotion
 /// without autoPromotion), so its Approvals are worth listing.
@@ -32,40 +65,78 @@ pub fn uses_approval(rollout: &Rollout) -> bool {
     canary || blue_green
 }
 
-/// The Approvals that name `rollout`.
-pub async fn list(
-    client: &kube::Client,
-    metrics: &Metrics,
-    rollout: &Rollout,
-) -> Result<Vec<ApprovalObject>, Error> {
+/// The Approvals that name `rollout`, each approval's approver checked (unless the policy
+/// allows self-approval) for a way to act as the requester.
+pub async fn list(context: &Context, rollout: &Rollout) -> Result<Approvals, Error> {
     let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<ApprovalObject> = Api::namespaced(client.clone(), &namespace);
-    metrics.request("list");
+    let api: Api<ApprovalObject> = Api::namespaced(context.client.clone(), &namespace);
+    context.metrics.request("list");
     let name = rollout.name_any();
-    Ok(api
+    let objects: Vec<ApprovalObject> = api
         .list(&ListParams::default())
         .await?
         .items
         .into_iter()
         .filter(|approval| approval.spec.rollout == name)
-        .collect())
+        .collect();
+    let mut acting = BTreeMap::new();
+    let self_approval = rollout
+        .spec
+        .approval
+        .as_ref()
+        .is_some_and(|policy| policy.allows_self_approval());
+    if let Some(requester) = requester(rollout).filter(|_| !self_approval) {
+        for approval in &objects {
+            let spec = &approval.spec;
+            if spec.decision != Decision::Approve || spec.approver == requester {
+                continue;
+            }
+            let permission = context
+                .acting_as
+                .check(
+                    &context.client,
+                    &context.metrics,
+                    &spec.approver,
+                    &spec.approver_groups,
+                    requester,
+                )
+                .await?;
+            if let Some(permission) = permission {
+                acting.insert(approval.name_any(), permission);
+            }
+        }
+    }
+    Ok(Approvals { objects, acting })
 }
 
 /// The gate of `revision` (with `images`) as the state machine sees it.
 pub fn gate(
     rollout: &Rollout,
-    approvals: &[ApprovalObject],
+    approvals: &Approvals,
     revision: &str,
     images: &[ContainerImage],
     now: Timestamp,
-) -> Approval {
+) -> Gate {
     let policy = rollout.spec.approval.clone().unwrap_or_default();
     let facts: Vec<ApprovalFacts> = approvals
+        .objects
         .iter()
         .filter_map(ApprovalFacts::from_approval)
+        .map(|facts| ApprovalFacts {
+            acts_as_requester: approvals.acting.get(&facts.name).copied(),
+            ..facts
+        })
         .collect();
     let digests = approval_crd::digests_of(images.iter().map(|image| image.image.as_str()));
-    match evaluate_gate(&policy, &facts, revision, &digests, requester(rollout), now) {
+    let requester = requester(rollout);
+    let ignored = assess(&policy, &facts, revision, &digests, requester, now)
+        .ignored
+        .iter()
+        .filter(|ignored| ignored.reason != IgnoredReason::OtherRevision)
+        .take(MAX_IGNORED)
+        .map(|ignored| ignored.to_status(requester))
+        .collect();
+    let approval = match evaluate_gate(&policy, &facts, revision, &digests, requester, now) {
         GateVerdict::Open { approvers, .. } => Approval::Open { approvers },
         GateVerdict::Waiting {
             required,
@@ -79,6 +150,56 @@ pub fn gate(
             by,
             reason: comment,
         },
+    };
+    Gate { approval, ignored }
+}
+
+/// The ignored approvals of `new` that `old` did not list (for the same revision, with the same
+/// reason): those whose approvers have not been told yet.
+pub fn newly_ignored<'a>(
+    old: Option<&GateStatus>,
+    new: Option<&'a GateStatus>,
+) -> Vec<&'a IgnoredApproval> {
+    let Some(new) = new else {
+        return Vec::new();
+    };
+    let known = |ignored: &IgnoredApproval| {
+        old.is_some_and(|old| old.revision == new.revision && old.ignored.contains(ignored))
+    };
+    new.ignored.iter().filter(|i| !known(i)).collect()
+}
+
+/// Tells each approver whose approval newly stopped counting why, with a Warning Event on
+/// their Approval (reason `ApprovalIgnored`).
+pub async fn report_ignored(
+    recorder: &Recorder,
+    metrics: &Metrics,
+    approvals: &Approvals,
+    old: Option<&GateStatus>,
+    new: Option<&GateStatus>,
+) {
+    for ignored in newly_ignored(old, new) {
+        let Some(approval) = approvals
+            .objects
+            .iter()
+            .find(|object| object.name_any() == ignored.approval)
+        else {
+            continue;
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "ApprovalIgnored".to_owned(),
+            note: Some(format!(
+                "the approval of {} does not count ({}): {}",
+                ignored.approver, ignored.reason, ignored.message
+            )),
+            action: "Approve".to_owned(),
+            secondary: None,
+        };
+        metrics.request("event");
+        if let Err(error) = recorder.publish(&event, &approval.object_ref(&())).await {
+            tracing::warn!(%error, approval = %ignored.approval, "could not publish an ApprovalIgnored event");
+        }
     }
 }
 
@@ -133,36 +254,85 @@ mod tests {
         )));
     }
 
+    fn of(objects: &[ApprovalObject]) -> Approvals {
+        Approvals {
+            objects: objects.to_vec(),
+            acting: BTreeMap::new(),
+        }
+    }
+
     #[test]
     fn the_gate_counts_approvals_of_the_revision_and_stops_at_a_rejection() {
         let rollout =
             crate::decide::tests::rollout(json!({"canary": {"steps": [{"approval": {}}]}}), 1);
         let now = Timestamp::from_second(1_795_000_000).expect("time");
-        let other = [approval("bbbbbbbbbb", "alice", "Approve")];
+        let other = of(&[approval("bbbbbbbbbb", "alice", "Approve")]);
+        let waiting = gate(&rollout, &other, "aaaaaaaaaa", &images(), now);
         assert_eq!(
-            gate(&rollout, &other, "aaaaaaaaaa", &images(), now),
+            waiting.approval,
             Approval::Waiting {
                 required: 1,
                 approvers: Vec::new()
             }
         );
-        let approved = [approval("aaaaaaaaaa", "alice", "Approve")];
+        assert!(waiting.ignored.is_empty(), "{:?}", waiting.ignored);
+        let approved = of(&[approval("aaaaaaaaaa", "alice", "Approve")]);
         assert_eq!(
-            gate(&rollout, &approved, "aaaaaaaaaa", &images(), now),
+            gate(&rollout, &approved, "aaaaaaaaaa", &images(), now).approval,
             Approval::Open {
                 approvers: vec!["alice".into()]
             }
         );
-        let rejected = [
+        let rejected = of(&[
             approval("aaaaaaaaaa", "alice", "Approve"),
             approval("aaaaaaaaaa", "bob", "Reject"),
-        ];
+        ]);
         assert_eq!(
-            gate(&rollout, &rejected, "aaaaaaaaaa", &images(), now),
+            gate(&rollout, &rejected, "aaaaaaaaaa", &images(), now).approval,
             Approval::Rejected {
                 by: "bob".into(),
                 reason: "looked at the dashboards".into()
             }
         );
+    }
+
+    #[test]
+    fn an_approver_who_could_act_as_the_requester_is_listed_as_ignored_once() {
+        let mut rollout =
+            crate::decide::tests::rollout(json!({"canary": {"steps": [{"approval": {}}]}}), 1);
+        let deployer = "system:serviceaccount:shop:deployer";
+        rollout.metadata.annotations = Some(BTreeMap::from([(
+            rollgate_crds::requester::REQUESTED_BY_ANNOTATION.to_owned(),
+            deployer.to_owned(),
+        )]));
+        let now = Timestamp::from_second(1_795_000_000).expect("time");
+        let mut approvals = of(&[approval("aaaaaaaaaa", "eve", "Approve")]);
+        approvals.acting.insert(
+            "web-eve".into(),
+            ActingPermission::ImpersonateServiceAccount,
+        );
+        let gated = gate(&rollout, &approvals, "aaaaaaaaaa", &images(), now);
+        assert_eq!(
+            gated.approval,
+            Approval::Waiting {
+                required: 1,
+                approvers: Vec::new()
+            }
+        );
+        assert_eq!(gated.ignored.len(), 1);
+        assert_eq!(gated.ignored[0].approver, "eve");
+        assert_eq!(gated.ignored[0].reason, "CouldActAsRequester");
+        let status = GateStatus {
+            revision: "aaaaaaaaaa".into(),
+            ignored: gated.ignored.clone(),
+            ..GateStatus::default()
+        };
+        assert_eq!(newly_ignored(None, Some(&status)).len(), 1);
+        assert!(newly_ignored(Some(&status), Some(&status)).is_empty());
+        let older = GateStatus {
+            revision: "bbbbbbbbbb".into(),
+            ..status.clone()
+        };
+        assert_eq!(newly_ignored(Some(&older), Some(&status)).len(), 1);
     }
 }

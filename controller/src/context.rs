@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use kube::runtime::events::{Recorder, Reporter};
 
+use crate::acting_as::ActingAsReviews;
 use crate::audit::AuditLog;
 use crate::freshness::WrittenStatuses;
 use crate::metrics::Metrics;
@@ -27,6 +28,8 @@ pub struct Context {
     pub audit: AuditLog,
     /// The statuses this process wrote, so a decision is never made from an older one.
     pub written: WrittenStatuses,
+    /// Recent answers to whether an approver could act as a requester.
+    pub acting_as: ActingAsReviews,
 }
 
 impl Context {
@@ -43,6 +46,7 @@ impl Context {
             metrics,
             verification: None,
             written: WrittenStatuses::default(),
+            acting_as: ActingAsReviews::default(),
         }
     }
 }

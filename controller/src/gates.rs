@@ -43,9 +43,9 @@ pub fn template_images(rollout: &Rollout) -> Vec<ContainerImage> {
         .collect()
 }
 
-/// The digest-pinning rule over a template's images: refused, naming every image that is not
-/// pinned, or passed.
-pub fn pinning(images: &[ContainerImage]) -> Verification {
+/// The digest-pinning rule over a template's images: the refusal naming every image that is
+/// not pinned, if any is not.
+pub fn pinning(images: &[ContainerImage]) -> Result<(), String> {
     let refused: Vec<String> = images
         .iter()
         .filter(|image| !pinned_by_digest(&image.image))
@@ -57,9 +57,9 @@ pub fn pinning(images: &[ContainerImage]) -> Verification {
         })
         .collect();
     if refused.is_empty() {
-        Verification::Passed
+        Ok(())
     } else {
-        Verification::Refused(refused.join("; "))
+        Err(refused.join("; "))
     }
 }
 
@@ -76,6 +76,7 @@ pub fn observe(rollout: &Rollout, verification: Verification) -> GateInputs {
             required,
             approvers: Vec::new(),
         },
+        approval_ignored: Vec::new(),
         analyses: BTreeMap::new(),
     }
 }

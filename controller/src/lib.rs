@@ -5,6 +5,7 @@
 //! report, what the world should look like next. It does no I/O and is unit-tested step by
 //! step; the reconciler fetches its inputs and applies its plan.
 
+pub mod acting_as;
 pub mod admin;
 pub mod analysis;
 pub mod apply;

@@ -12,11 +12,11 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
+use rollgate_crds::RolloutStatus;
 use rollgate_crds::analysis::{AnalysisRun, RunRevisions};
 use rollgate_crds::audit::AuditEventKind;
 use rollgate_crds::revision::revision_hash;
 use rollgate_crds::rollout::{ContainerImage, RolloutPhase, condition_types};
-use rollgate_crds::{Approval, RolloutStatus};
 
 use crate::analysis::{observe, runner};
 use crate::audit::events::audit_events;
@@ -86,16 +86,17 @@ async fn reconcile_rollout(
         Vec::new()
     };
     let approval_objects = if approvals::uses_approval(&rollout) {
-        approvals::list(&context.client, &context.metrics, &rollout).await?
+        approvals::list(&context, &rollout).await?
     } else {
-        Vec::new()
+        approvals::Approvals::default()
     };
     let desired_revision = revision_hash(&rollout.spec.template)?;
     let images = gates::template_images(&rollout);
     let verified = verify(&context, &rollout, &desired_revision, &images).await?;
-    let verification = verified
-        .as_ref()
-        .map_or_else(|| gates::pinning(&images), |verified| verified.gate.clone());
+    let verification = verified.as_ref().map_or_else(
+        || verification::without_verdict(context.verification.is_some(), &images),
+        |verified| verified.gate.clone(),
+    );
 
     let observed = Observations {
         revisions: &revisions,
@@ -118,6 +119,17 @@ async fn reconcile_rollout(
         tracing::warn!(rollout = %rollout.name_any(), %reason, "plan held; nothing applied");
         return Ok(Action::requeue(HELD_PLAN_RETRY));
     }
+    approvals::report_ignored(
+        &context.recorder,
+        &context.metrics,
+        &approval_objects,
+        rollout
+            .status
+            .as_ref()
+            .and_then(|status| status.gate.as_ref()),
+        plan.status.gate.as_ref(),
+    )
+    .await;
     if let Some(verified) = &verified
         && verification_changed(rollout.status.as_ref(), &plan)
     {
@@ -236,7 +248,7 @@ async fn verify(
         .status
         .as_ref()
         .and_then(|status| status.stable_revision.as_deref());
-    if stable == Some(desired_revision) || gates::pinning(images) != Verification::Passed {
+    if stable == Some(desired_revision) || gates::pinning(images).is_err() {
         return Ok(None);
     }
     Ok(Some(
@@ -265,7 +277,7 @@ fn verification_changed(old: Option<&RolloutStatus>, plan: &Plan) -> bool {
 struct Observations<'a> {
     revisions: &'a [RevisionState],
     runs: &'a [AnalysisRun],
-    approvals: &'a [Approval],
+    approvals: &'a approvals::Approvals,
     verification: &'a Verification,
 }
 
@@ -278,8 +290,9 @@ fn plan_for(rollout: &Rollout, desired_revision: &str, observed: &Observations<'
     let attempt = actions::attempt_for_gates(&status, desired_revision);
     gate_inputs.analyses = observe::outcomes(observed.runs, desired_revision, attempt);
     if approvals::uses_approval(rollout) {
-        gate_inputs.approval =
-            approvals::gate(rollout, observed.approvals, desired_revision, &images, now);
+        let gate = approvals::gate(rollout, observed.approvals, desired_revision, &images, now);
+        gate_inputs.approval = gate.approval;
+        gate_inputs.approval_ignored = gate.ignored;
     }
     decide(&Observed {
         rollout,

@@ -1,8 +1,17 @@
 //! Image verification in the controller: before anything is created for a new revision, every
 //! image of its pod template goes through [`rollgate_verify`] against the ImagePolicies (held in
 //! a reflector, so a reconcile reads no policy from the API server) with the keys of the
-//! Secrets they name. The verdict becomes the gate the state machine sees; a revision whose
-//! registry cannot be reached (and whose policy fails closed) is held and tried again.
+//! Secrets they name. Which policies apply is decided by the policies' namespace selectors over
+//! the labels of the Rollout's Namespace (read with a GET at each verification: namespaces are
+//! few and verification runs only while a new revision is pending), plus the Rollout's own
+//! `spec.verification.imagePolicy`. The verdict becomes the gate the state machine sees; a
+//! revision whose registry cannot be reached (and whose policy fails closed) is held and tried
+//! again.
+//!
+//! The Verified condition says exactly what happened ([`rollgate_verify::Summary`]): reason
+//! `Verified` (naming the policies and key ids), `DryRun`, `FailedOpen` or `BreakGlass`; with
+//! verification off, `VerificationOff`; for a return to the stable revision (not verified
+//! again), `StableRevision`.
 //!
 //! Every verification that changes what the Rollout shows leaves one Kubernetes Event per
 //! image with the image, digest, policy and generation, the ids of the keys that verified, the
@@ -18,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
@@ -27,11 +36,13 @@ use rollgate_crds::image_policy::break_glass_justification;
 use rollgate_crds::rollout::ContainerImage;
 use rollgate_crds::{ImagePolicy, Rollout};
 use rollgate_verify::{
-    ImageVerdict, Outcome, RevisionVerdict, SecretKeys, VerificationRequest, Verifier,
+    ImageVerdict, NamespaceScope, Outcome, RevisionVerdict, SecretKeys, VerificationRequest,
+    Verifier,
 };
 
 use crate::context::Error;
 use crate::decide::Verification;
+use crate::gates;
 use crate::metrics::Metrics;
 
 /// How soon a revision held because its registry could not be reached is verified again.
@@ -99,8 +110,12 @@ impl ImageVerification {
                     .await?;
             }
         }
-        let (gate, retry_after) = if verdict.admitted() {
-            (Verification::Passed, None)
+        let (gate, retry_after) = if let Some(summary) = verdict.summary() {
+            let passed = Verification::Passed {
+                reason: summary.reason.to_owned(),
+                message: summary.message,
+            };
+            (passed, None)
         } else {
             let reason = verdict
                 .message()
@@ -128,6 +143,13 @@ impl ImageVerification {
         policies: &[ImagePolicy],
     ) -> Result<RevisionVerdict, Error> {
         let secret_keys = secret_keys(client, metrics, policies).await?;
+        let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
+        metrics.request("get");
+        let labels = Api::<Namespace>::all(client.clone())
+            .get_metadata_opt(&namespace)
+            .await?
+            .and_then(|found| found.metadata.labels)
+            .unwrap_or_default();
         let images: Vec<String> = images.iter().map(|image| image.image.clone()).collect();
         let annotations = rollout
             .spec
@@ -146,10 +168,34 @@ impl ImageVerification {
                     .as_ref()
                     .map(|reference| reference.image_policy.as_str()),
                 policies,
+                namespace: NamespaceScope {
+                    name: &namespace,
+                    labels: &labels,
+                },
                 secret_keys: &secret_keys,
                 break_glass_justification: break_glass_justification(&annotations),
             })
             .await)
+    }
+}
+
+/// The verification gate of a revision that is not verified: with verification on, the stable
+/// revision (verified when it rolled out); with it off, only the digest-pinning rule applies,
+/// and the condition says so.
+pub fn without_verdict(verifying: bool, images: &[ContainerImage]) -> Verification {
+    match gates::pinning(images) {
+        Err(reason) => Verification::Refused(reason),
+        Ok(()) if verifying => Verification::Passed {
+            reason: "StableRevision".to_owned(),
+            message: "the stable revision, whose images were verified when it rolled out"
+                .to_owned(),
+        },
+        Ok(()) => Verification::Passed {
+            reason: "VerificationOff".to_owned(),
+            message: "image verification is off (--image-verification=off): every image is \
+                      pinned by digest, no signature or attestation was checked"
+                .to_owned(),
+        },
     }
 }
 
@@ -215,6 +261,33 @@ pub fn verdict_fields(verdict: &ImageVerdict) -> BTreeMap<String, String> {
     if let Some(digest) = &verdict.digest {
         fields.insert("digest".to_owned(), digest.clone());
     }
+    // Every policy the image had to pass: `name=result` with the override that let a failure
+    // through, if any (`base=verified,trial=refused+dryRun`).
+    let checks: Vec<String> = verdict
+        .checks
+        .iter()
+        .map(|check| {
+            let overridden = [
+                (check.break_glass, "+breakGlass"),
+                (check.failed_open, "+failedOpen"),
+                (
+                    check.dry_run && check.outcome != Outcome::Verified,
+                    "+dryRun",
+                ),
+            ];
+            let suffix: String = overridden
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, text)| *text)
+                .collect();
+            format!(
+                "{}={}{suffix}",
+                check.policy.name,
+                result_label(&check.outcome)
+            )
+        })
+        .collect();
+    fields.insert("policies".to_owned(), checks.join(","));
     if let Some(policy) = &verdict.policy {
         fields.insert("policy".to_owned(), policy.name.clone());
         if let Some(generation) = policy.generation {

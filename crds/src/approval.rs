@@ -29,6 +29,7 @@
 //! `currentImages`). The gate ([`gate`]) counts an approval only for exactly that revision and
 //! exactly that digest set, so an approval of an older revision never opens a newer one's gate.
 
+pub mod acting;
 pub mod gate;
 pub mod request;
 

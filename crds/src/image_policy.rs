@@ -1,13 +1,22 @@
 //! The `ImagePolicy` resource: which image signatures and attestations a revision needs before
 //! rollgate creates anything for it.
 //!
-//! An ImagePolicy is cluster-scoped. A Rollout names one in `spec.verification.imagePolicy`;
-//! a Rollout that names none uses the cluster default policy, chosen by this rule:
+//! An ImagePolicy is cluster-scoped, and the platform, not the Rollout's author, chooses which
+//! ones apply. As with Sigstore policy-controller, an image must pass **every** policy that
+//! governs it:
 //!
-//! 1. the ImagePolicy annotated `rollgate.io/default-policy: "true"` (more than one annotated
-//!    policy is an error: the verdict names them all and refuses, rather than picking one);
-//! 2. otherwise the ImagePolicy named `default`;
-//! 3. otherwise there is no default, and a Rollout without `spec.verification` is refused.
+//! - A policy governs the namespaces its `namespaceSelector` selects (`{}` selects every
+//!   namespace) and, within them, the images its `images` globs match.
+//! - A policy annotated `rollgate.io/default-policy: "true"`, or named `default`, governs every
+//!   namespace, as if its selector were `{}`. (Before namespace selectors, that was the one
+//!   policy of every Rollout that named none; such a policy keeps applying everywhere, and now
+//!   also to Rollouts that name another policy. More than one such policy is no longer
+//!   ambiguous: each of them applies.)
+//! - A policy with neither governs nothing on its own: it applies only to Rollouts that name it.
+//! - A Rollout's `spec.verification.imagePolicy` adds that policy (its images must then be
+//!   covered by its globs too); it never replaces the governing ones, so naming a weaker
+//!   policy (say, another team's dryRun one) weakens nothing. An image that no policy governs is
+//!   refused, whatever the Rollout names.
 //!
 //! Defaults that the schema does not write into the object are applied by the helper methods
 //! here: `mode` enforce, `registryFailure` failClosed, `breakGlass.allowed` false, an
@@ -15,6 +24,8 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::{Selector, SelectorExt};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -67,6 +78,13 @@ pub struct ImagePolicySpec {
     /// `docker.io/library/nginx`. An image that matches no glob is refused.
     #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 512)))]
     pub images: Vec<String>,
+
+    /// The namespaces whose Rollouts this policy governs, by their labels (`{}`: every
+    /// namespace). Unset: none, unless the policy is the annotated or `default` one (which
+    /// governs every namespace); a Rollout can still add it with
+    /// `spec.verification.imagePolicy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
 
     /// The authorities whose signatures an image needs. Every authority must be satisfied: each
     /// needs `count` distinct keys of its own with a valid signature over the image digest.
@@ -258,40 +276,24 @@ impl ImagePolicy {
     }
 }
 
-/// Why no single default ImagePolicy could be chosen.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DefaultPolicyError {
-    /// More than one policy carries the default annotation.
-    #[error("more than one ImagePolicy is annotated {DEFAULT_POLICY_ANNOTATION}=true: {}", .0.join(", "))]
-    Ambiguous(Vec<String>),
-    /// No policy is annotated and none is named `default`.
-    #[error(
-        "no default ImagePolicy: annotate one {DEFAULT_POLICY_ANNOTATION}=true or name one \
-         `{DEFAULT_POLICY_NAME}`, or set spec.verification.imagePolicy"
-    )]
-    Missing,
-}
-
-/// The cluster default policy among `policies` (see the module docs for the rule).
-pub fn default_policy(policies: &[ImagePolicy]) -> Result<&ImagePolicy, DefaultPolicyError> {
-    let annotated: Vec<&ImagePolicy> = policies
-        .iter()
-        .filter(|p| p.is_annotated_default())
-        .collect();
-    match annotated.as_slice() {
-        [one] => Ok(one),
-        [] => policies
-            .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(DEFAULT_POLICY_NAME))
-            .ok_or(DefaultPolicyError::Missing),
-        many => {
-            let mut names: Vec<String> = many
-                .iter()
-                .map(|p| p.metadata.name.clone().unwrap_or_default())
-                .collect();
-            names.sort();
-            Err(DefaultPolicyError::Ambiguous(names))
+impl ImagePolicy {
+    /// Whether this policy governs the namespace with `labels` (see the module docs); a
+    /// selector that does not parse is an error naming the policy.
+    pub fn governs_namespace(&self, labels: &BTreeMap<String, String>) -> Result<bool, String> {
+        if self.is_annotated_default() || self.metadata.name.as_deref() == Some(DEFAULT_POLICY_NAME)
+        {
+            return Ok(true);
         }
+        let Some(selector) = self.spec.namespace_selector.clone() else {
+            return Ok(false);
+        };
+        let selector = Selector::try_from(selector).map_err(|error| {
+            format!(
+                "ImagePolicy {} has an invalid namespaceSelector: {error}",
+                self.metadata.name.as_deref().unwrap_or_default()
+            )
+        })?;
+        Ok(selector.matches(labels))
     }
 }
 
@@ -325,30 +327,28 @@ mod tests {
     }
 
     #[test]
-    fn the_annotated_policy_is_the_default() {
-        let policies = [policy("default", false), policy("strict", true)];
-        let chosen = default_policy(&policies).expect("default");
-        assert_eq!(chosen.metadata.name.as_deref(), Some("strict"));
-    }
-
-    #[test]
-    fn the_policy_named_default_is_the_fallback() {
-        let policies = [policy("other", false), policy("default", false)];
-        let chosen = default_policy(&policies).expect("default");
-        assert_eq!(chosen.metadata.name.as_deref(), Some("default"));
-    }
-
-    #[test]
-    fn two_annotated_policies_are_ambiguous_and_none_is_missing() {
-        let policies = [policy("b", true), policy("a", true)];
-        assert_eq!(
-            default_policy(&policies).unwrap_err(),
-            DefaultPolicyError::Ambiguous(vec!["a".into(), "b".into()])
+    fn policies_govern_the_namespaces_they_select_and_defaults_every_one() {
+        let labels = BTreeMap::from([("team".to_owned(), "shop".to_owned())]);
+        assert!(policy("strict", true).governs_namespace(&labels).unwrap());
+        assert!(policy("default", false).governs_namespace(&labels).unwrap());
+        let mut unselected = policy("team", false);
+        assert!(!unselected.governs_namespace(&labels).unwrap());
+        unselected.spec.namespace_selector = Some(LabelSelector::default());
+        assert!(unselected.governs_namespace(&BTreeMap::new()).unwrap());
+        let mut shop = policy("shop", false);
+        shop.spec.namespace_selector = Some(
+            serde_json::from_value(serde_json::json!({"matchLabels": {"team": "shop"}})).unwrap(),
         );
-        assert_eq!(
-            default_policy(&[policy("x", false)]).unwrap_err(),
-            DefaultPolicyError::Missing
+        assert!(shop.governs_namespace(&labels).unwrap());
+        assert!(!shop.governs_namespace(&BTreeMap::new()).unwrap());
+        shop.spec.namespace_selector = Some(
+            serde_json::from_value(serde_json::json!({"matchExpressions": [
+                {"key": "team", "operator": "Sideways"}
+            ]}))
+            .unwrap(),
         );
+        let error = shop.governs_namespace(&labels).unwrap_err();
+        assert!(error.contains("ImagePolicy shop"), "{error}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod duration;
 pub mod generate;
 pub mod image_policy;
+pub mod managed_by;
 pub mod policies;
 pub mod requester;
 pub mod revision;

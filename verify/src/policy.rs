@@ -1,32 +1,67 @@
-//! Which ImagePolicy applies to an image.
-//!
-//! A Rollout has one policy: the one it names in `spec.verification.imagePolicy`, or the
-//! cluster default ([`rollgate_crds::image_policy::default_policy`]). Each image of the
-//! revision must then be covered by that policy's `images` globs; an image no glob matches is
-//! refused rather than let through unchecked.
+//! Which ImagePolicies an image must pass: every policy that governs the Rollout's namespace
+//! and covers the image, plus the one the Rollout names (see the module docs of
+//! [`rollgate_crds::image_policy`] for the rule). An image no policy governs is refused; a
+//! named policy only adds a check.
 //!
 //! Globs (the `globset` crate) match the normalised name (`registry/repository`, see
 //! [`crate::reference`]): `*` and `?` stay inside one path segment, `**` crosses segments,
 //! `[abc]` and `{a,b}` work as in shells.
 
+use std::collections::BTreeMap;
+
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rollgate_crds::ImagePolicy;
-use rollgate_crds::image_policy::default_policy;
 
-/// The policy that applies to a Rollout's images: the named one, or the cluster default.
-pub fn select_policy<'a>(
-    requested: Option<&str>,
+use crate::memo::Memo;
+
+/// Where the Rollout whose images are verified lives.
+#[derive(Debug, Clone, Copy)]
+pub struct NamespaceScope<'a> {
+    /// The namespace's name.
+    pub name: &'a str,
+    /// Its labels.
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+/// The policies image `normalized_name` must pass, governing ones first (by name), then the
+/// named one if it is not among them. An error (fail closed) when the named policy does not
+/// exist, a policy's selector or globs do not compile, or no policy governs the image.
+pub fn applicable_policies<'a>(
+    named: Option<&str>,
     policies: &'a [ImagePolicy],
-) -> Result<&'a ImagePolicy, String> {
-    match requested {
-        Some(name) => policies
+    namespace: NamespaceScope<'_>,
+    normalized_name: &str,
+    memo: &Memo,
+) -> Result<Vec<&'a ImagePolicy>, String> {
+    let mut applicable = Vec::new();
+    for policy in policies {
+        if policy.governs_namespace(namespace.labels)?
+            && memo.policy_covers(policy, normalized_name)?
+        {
+            applicable.push(policy);
+        }
+    }
+    applicable.sort_by_key(|policy| policy_name(policy));
+    if applicable.is_empty() {
+        return Err(format!(
+            "no ImagePolicy governs image {normalized_name} in namespace {}: none selects the \
+             namespace and matches the image (a Rollout's spec.verification.imagePolicy only adds \
+             a check)",
+            namespace.name
+        ));
+    }
+    if let Some(name) = named {
+        let policy = policies
             .iter()
             .find(|p| p.metadata.name.as_deref() == Some(name))
             .ok_or_else(|| {
                 format!("ImagePolicy {name} named by spec.verification.imagePolicy does not exist")
-            }),
-        None => default_policy(policies).map_err(|error| error.to_string()),
+            })?;
+        if !applicable.iter().any(|p| policy_name(p) == name) {
+            applicable.push(policy);
+        }
     }
+    Ok(applicable)
 }
 
 /// Whether one of the policy's globs matches the normalised image name. A glob that does not
@@ -85,23 +120,73 @@ mod tests {
         )
     }
 
+    fn names(result: Result<Vec<&ImagePolicy>, String>) -> Vec<&str> {
+        result
+            .expect("policies")
+            .into_iter()
+            .map(policy_name)
+            .collect()
+    }
+
     #[test]
-    fn the_named_policy_wins_and_a_missing_one_is_refused() {
-        let policies = [policy("default", &["**"]), policy("team", &["**"])];
+    fn every_governing_policy_applies_and_a_named_one_only_adds() {
+        let mut shop = policy("shop", &["registry.example.com/**"]);
+        shop.spec.namespace_selector = Some(
+            serde_json::from_value(serde_json::json!({"matchLabels": {"team": "shop"}})).unwrap(),
+        );
+        let mut everywhere = policy("base", &["**"]);
+        everywhere.spec.namespace_selector = Some(Default::default());
+        let weak = policy("weak", &["**"]);
+        let policies = [weak, shop, everywhere];
+        let memo = Memo::new(16);
+        let labels = BTreeMap::from([("team".to_owned(), "shop".to_owned())]);
+        let scope = NamespaceScope {
+            name: "shop",
+            labels: &labels,
+        };
+        let image = "registry.example.com/shop/app";
         assert_eq!(
-            policy_name(select_policy(Some("team"), &policies).unwrap()),
-            "team"
+            names(applicable_policies(None, &policies, scope, image, &memo)),
+            ["base", "shop"]
         );
         assert_eq!(
-            policy_name(select_policy(None, &policies).unwrap()),
-            "default"
+            names(applicable_policies(
+                Some("weak"),
+                &policies,
+                scope,
+                image,
+                &memo
+            )),
+            ["base", "shop", "weak"]
         );
-        let error = select_policy(Some("nope"), &policies).unwrap_err();
-        assert!(error.contains("ImagePolicy nope"), "{error}");
+        assert_eq!(
+            names(applicable_policies(
+                Some("shop"),
+                &policies,
+                scope,
+                image,
+                &memo
+            )),
+            ["base", "shop"]
+        );
+        let other = BTreeMap::new();
+        let elsewhere = NamespaceScope {
+            name: "blog",
+            labels: &other,
+        };
+        assert_eq!(
+            names(applicable_policies(
+                None, &policies, elsewhere, image, &memo
+            )),
+            ["base"]
+        );
+        let missing = applicable_policies(Some("nope"), &policies, scope, image, &memo);
+        assert!(missing.unwrap_err().contains("ImagePolicy nope"));
+        let ungoverned = applicable_policies(Some("weak"), &policies[..1], scope, image, &memo);
         assert!(
-            select_policy(None, &policies[1..])
+            ungoverned
                 .unwrap_err()
-                .contains("no default ImagePolicy")
+                .starts_with("no ImagePolicy governs image registry.example.com/shop/app")
         );
     }
 

@@ -1,5 +1,10 @@
-//! The verdict records: one per image, one per revision. The controller writes its Events,
-//! its `Verified` condition and its audit records from them.
+//! The verdict records: one per policy an image must pass ([`PolicyCheck`]), one per image,
+//! one per revision. The controller writes its Events, its `Verified` condition and its audit
+//! records from them.
+//!
+//! An image may run only when every applicable policy's check lets it through, each on its
+//! own: a dryRun policy's failure is let through by that policy's dry run, never by another's,
+//! so it never makes up for an enforcing policy that refused.
 
 use serde::Serialize;
 
@@ -34,7 +39,39 @@ pub enum Outcome {
     },
 }
 
-/// The verdict for one image of a revision.
+/// What one policy found for one image, and the override (if any) that let a failure through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyCheck {
+    /// The policy.
+    pub policy: PolicyId,
+    /// Ids of the policy's trusted keys whose signatures verified.
+    pub key_ids: Vec<String>,
+    /// What the policy found.
+    pub outcome: Outcome,
+    /// The policy is in dryRun mode.
+    pub dry_run: bool,
+    /// The policy's failure was overridden by break-glass.
+    pub break_glass: bool,
+    /// The registry was unavailable and the policy's failOpen let the image through.
+    pub failed_open: bool,
+    /// The verdict came from the cache.
+    pub cached: bool,
+}
+
+impl PolicyCheck {
+    /// Whether this policy lets the image through: verified, or its own failure overridden.
+    pub fn admitted(&self) -> bool {
+        matches!(self.outcome, Outcome::Verified)
+            || self.dry_run
+            || self.failed_open
+            || self.break_glass
+    }
+}
+
+/// The verdict for one image of a revision. Besides the per-policy `checks`, it carries a
+/// summary of them (the fields before `checks`): the outcome, policy and flags of the first
+/// check that blocks (else of the first overridden one, else of the first), the key ids of all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageVerdict {
@@ -60,21 +97,15 @@ pub struct ImageVerdict {
     pub failed_open: bool,
     /// The verdict came from the cache.
     pub cached: bool,
+    /// One check per applicable policy; empty when the image was refused before any policy
+    /// applied (not pinned by digest, or no policy governs it).
+    pub checks: Vec<PolicyCheck>,
 }
 
 impl ImageVerdict {
-    /// Whether the image may run: verified, or a failure let through by dryRun, failOpen or
-    /// break-glass.
+    /// Whether the image may run: at least one policy applied, and every one let it through.
     pub fn admitted(&self) -> bool {
-        matches!(self.outcome, Outcome::Verified)
-            || self.dry_run_admits()
-            || self.failed_open
-            || self.break_glass
-    }
-
-    fn dry_run_admits(&self) -> bool {
-        // dryRun only applies once a policy was found: a tag or a missing policy blocks.
-        self.dry_run && self.policy.is_some()
+        !self.checks.is_empty() && self.checks.iter().all(PolicyCheck::admitted)
     }
 
     /// The refusal or unavailability message, when the image did not verify.

@@ -1,12 +1,14 @@
-//! The verifier: for each image of a revision, the reference check, the policy, the
+//! The verifier: for each image of a revision, the reference check, the policies that apply
+//! ([`crate::policy::applicable_policies`]), and under each of them (concurrently) the
 //! signatures, the attestations, the cache, and the overrides (dryRun, failOpen, break-glass).
 //!
 //! Overrides never apply before a policy is found: an image that is not pinned by digest, or
-//! for which no policy exists, is always blocked, because revisions, audit records and
-//! signatures are all about digests. Once a policy applies, a failure is let through, in this
-//! order, by `registryFailure: failOpen` (registry unavailable only), by `mode: dryRun`, or by
-//! break-glass (requested with a justification and allowed by the policy); the verdict records
-//! which.
+//! that no policy governs, is always blocked, because revisions, audit records and signatures
+//! are all about digests. Once policies apply, each policy's failure is let through, in this
+//! order, by its own `registryFailure: failOpen` (registry unavailable only), its own
+//! `mode: dryRun`, or break-glass (requested with a justification and allowed by that policy);
+//! the check records which. The image runs only if every check lets it through. Each check reads
+//! the registry itself (the same signature manifest may be read once per policy).
 
 use std::time::Duration;
 
@@ -19,11 +21,11 @@ use crate::keys::{
     AuthorityKeys, SecretKeys, all_keys, keys_fingerprint, resolve_authorities_with,
 };
 use crate::memo::Memo;
-use crate::policy::{not_covered_reason, policy_name, select_policy};
+use crate::policy::{NamespaceScope, applicable_policies, not_covered_reason, policy_name};
 use crate::reference::DigestReference;
 use crate::registry::{FetchError, RegistryClient, RegistryConnection, RegistryLimits};
 use crate::simple_signing::check_signatures;
-use crate::verdict::{ImageVerdict, Outcome, PolicyId, RevisionVerdict};
+use crate::verdict::{ImageVerdict, Outcome, PolicyCheck, PolicyId, RevisionVerdict};
 
 /// How the verifier reaches registries and how much it keeps.
 #[derive(Debug, Clone)]
@@ -62,10 +64,12 @@ impl Default for VerifierConfig {
 pub struct VerificationRequest<'a> {
     /// The images of the revision's pod template (containers and init containers).
     pub images: &'a [String],
-    /// The Rollout's `spec.verification.imagePolicy`, if set; otherwise the cluster default.
+    /// The Rollout's `spec.verification.imagePolicy`, if set: one more policy to pass.
     pub policy_name: Option<&'a str>,
     /// Every ImagePolicy in the cluster.
     pub policies: &'a [ImagePolicy],
+    /// The Rollout's namespace and its labels, which decide the governing policies.
+    pub namespace: NamespaceScope<'a>,
     /// PEM text of the keys the policies hold in Secrets, read by the caller.
     pub secret_keys: &'a SecretKeys,
     /// The break-glass justification from the pod template's `rollgate.io/break-glass`
@@ -110,13 +114,13 @@ impl Verifier {
         RevisionVerdict { images: verdicts }
     }
 
-    /// Verifies one image.
+    /// Verifies one image under every policy that applies to it.
     pub async fn verify_image(
         &self,
         image: &str,
         request: &VerificationRequest<'_>,
     ) -> ImageVerdict {
-        let mut verdict = ImageVerdict {
+        let verdict = ImageVerdict {
             image: image.to_owned(),
             digest: None,
             policy: None,
@@ -127,54 +131,92 @@ impl Verifier {
             break_glass_justification: request.break_glass_justification.map(str::to_owned),
             failed_open: false,
             cached: false,
+            checks: Vec::new(),
         };
         let reference = match DigestReference::parse(image) {
             Ok(reference) => reference,
-            Err(error) => return refuse(verdict, error.to_string(), Vec::new()),
+            Err(error) => return refuse(verdict, error.to_string()),
         };
-        verdict.digest = Some(reference.digest.clone());
-        let policy = match select_policy(request.policy_name, request.policies) {
-            Ok(policy) => policy,
-            Err(reason) => return refuse(verdict, reason, Vec::new()),
+        let verdict = ImageVerdict {
+            digest: Some(reference.digest.clone()),
+            ..verdict
         };
-        verdict.policy = Some(PolicyId {
-            name: policy_name(policy).to_owned(),
-            generation: policy.metadata.generation,
-        });
-        verdict.dry_run = policy.spec.mode() == PolicyMode::DryRun;
         let name = reference.normalized_name();
-        match self.memo.policy_covers(policy, &name) {
+        let policies = match applicable_policies(
+            request.policy_name,
+            request.policies,
+            request.namespace,
+            &name,
+            &self.memo,
+        ) {
+            Ok(policies) => policies,
+            Err(reason) => return refuse(verdict, reason),
+        };
+        let checks = futures::future::join_all(
+            policies
+                .iter()
+                .map(|policy| self.check_policy(&reference, &name, policy, request)),
+        )
+        .await;
+        summarize(verdict, checks)
+    }
+
+    /// Checks one image under one policy.
+    async fn check_policy(
+        &self,
+        reference: &DigestReference,
+        name: &str,
+        policy: &ImagePolicy,
+        request: &VerificationRequest<'_>,
+    ) -> PolicyCheck {
+        let mut check = PolicyCheck {
+            policy: PolicyId {
+                name: policy_name(policy).to_owned(),
+                generation: policy.metadata.generation,
+            },
+            key_ids: Vec::new(),
+            outcome: Outcome::Verified,
+            dry_run: policy.spec.mode() == PolicyMode::DryRun,
+            break_glass: false,
+            failed_open: false,
+            cached: false,
+        };
+        let justification = request.break_glass_justification;
+        match self.memo.policy_covers(policy, name) {
             Ok(true) => {}
             Ok(false) => {
-                let reason = not_covered_reason(policy, &name);
-                return apply_overrides(refuse(verdict, reason, Vec::new()), policy);
+                check.outcome = refused(not_covered_reason(policy, name));
+                return apply_overrides(check, policy, justification);
             }
-            Err(reason) => return apply_overrides(refuse(verdict, reason, Vec::new()), policy),
+            Err(reason) => {
+                check.outcome = refused(reason);
+                return apply_overrides(check, policy, justification);
+            }
         }
         let authorities = resolve_authorities_with(&policy.spec, request.secret_keys, |pem| {
             self.memo.public_key(pem)
         });
         let cache_key = CacheKey {
-            repository: name,
+            repository: name.to_owned(),
             digest: reference.digest.clone(),
             policy: policy_name(policy).to_owned(),
             generation: policy.metadata.generation,
             keys: keys_fingerprint(&authorities),
         };
         if let Some(hit) = self.cache.get(&cache_key).await {
-            verdict.key_ids = hit.key_ids;
-            verdict.cached = true;
-            return verdict;
+            check.key_ids = hit.key_ids;
+            check.cached = true;
+            return check;
         }
         let checked = tokio::time::timeout(
             self.image_timeout,
-            self.check(&reference, policy, &authorities),
+            self.check(reference, policy, &authorities),
         )
         .await;
         let (outcome, key_ids) = checked.unwrap_or_else(|_| {
             (
                 unavailable(
-                    &reference,
+                    reference,
                     &format!("timed out after {:?}", self.image_timeout),
                 ),
                 Vec::new(),
@@ -186,9 +228,9 @@ impl Verifier {
             };
             self.cache.insert(cache_key, cached).await;
         }
-        verdict.key_ids = key_ids;
-        verdict.outcome = outcome;
-        apply_overrides(verdict, policy)
+        check.key_ids = key_ids;
+        check.outcome = outcome;
+        apply_overrides(check, policy, justification)
     }
 
     /// Signatures, then attestations. Returns the outcome and the ids of the keys whose
@@ -284,8 +326,45 @@ impl Verifier {
     }
 }
 
-fn refuse(mut verdict: ImageVerdict, reason: String, details: Vec<String>) -> ImageVerdict {
-    verdict.outcome = Outcome::Refused { reason, details };
+fn refused(reason: String) -> Outcome {
+    Outcome::Refused {
+        reason,
+        details: Vec::new(),
+    }
+}
+
+/// The image refused before any policy applied.
+fn refuse(mut verdict: ImageVerdict, reason: String) -> ImageVerdict {
+    verdict.outcome = refused(reason);
+    verdict
+}
+
+/// The image's verdict from its checks: the summary fields come from the first check that
+/// blocks, else the first overridden one, else the first; the key ids from all.
+fn summarize(mut verdict: ImageVerdict, checks: Vec<PolicyCheck>) -> ImageVerdict {
+    let shown = checks
+        .iter()
+        .find(|check| !check.admitted())
+        .or_else(|| {
+            checks
+                .iter()
+                .find(|check| check.outcome != Outcome::Verified)
+        })
+        .or(checks.first());
+    if let Some(shown) = shown {
+        verdict.policy = Some(shown.policy.clone());
+        verdict.outcome = shown.outcome.clone();
+        verdict.dry_run = shown.dry_run;
+        verdict.break_glass = shown.break_glass;
+        verdict.failed_open = shown.failed_open;
+    }
+    for key in checks.iter().flat_map(|check| &check.key_ids) {
+        if !verdict.key_ids.contains(key) {
+            verdict.key_ids.push(key.clone());
+        }
+    }
+    verdict.cached = !checks.is_empty() && checks.iter().all(|check| check.cached);
+    verdict.checks = checks;
     verdict
 }
 
@@ -295,25 +374,30 @@ fn unavailable(reference: &DigestReference, message: &str) -> Outcome {
     }
 }
 
-/// Lets a failure through by failOpen, dryRun or break-glass, and records which.
-fn apply_overrides(mut verdict: ImageVerdict, policy: &ImagePolicy) -> ImageVerdict {
-    if verdict.outcome == Outcome::Verified {
-        return verdict;
+/// Lets a policy's failure through by its failOpen, its dryRun or break-glass (requested with
+/// `justification` and allowed by the policy), and records which.
+fn apply_overrides(
+    mut check: PolicyCheck,
+    policy: &ImagePolicy,
+    justification: Option<&str>,
+) -> PolicyCheck {
+    if check.outcome == Outcome::Verified {
+        return check;
     }
-    let unavailable = matches!(verdict.outcome, Outcome::Unavailable { .. });
+    let unavailable = matches!(check.outcome, Outcome::Unavailable { .. });
     if unavailable && policy.spec.registry_failure() == RegistryFailurePolicy::FailOpen {
-        verdict.failed_open = true;
-    } else if verdict.dry_run {
+        check.failed_open = true;
+    } else if check.dry_run {
         // Recorded by the flag; nothing else to do.
-    } else if verdict.break_glass_justification.is_some() {
+    } else if justification.is_some() {
         if policy.spec.allows_break_glass() {
-            verdict.break_glass = true;
-        } else if let Outcome::Refused { details, .. } = &mut verdict.outcome {
+            check.break_glass = true;
+        } else if let Outcome::Refused { details, .. } = &mut check.outcome {
             details.push(format!(
                 "break-glass was requested but ImagePolicy {} does not allow it",
                 policy_name(policy)
             ));
         }
     }
-    verdict
+    check
 }

@@ -50,6 +50,7 @@ fn cosign_policy(public_pem: &str) -> Vec<rollgate_crds::ImagePolicy> {
     let spec = json!({
         "images": ["127.0.0.1:*/**"],
         "authorities": [{"name": "cosign", "keys": [{"pem": public_pem}]}],
+        "namespaceSelector": {},
         "attestations": [{"predicateType": PREDICATE_TYPE, "condition": "predicate.level >= 3 && predicate.buildType == 'https://example.com/ci@v1'"}],
     });
     vec![rollgate_crds::ImagePolicy::new(

@@ -271,13 +271,9 @@ async fn an_image_outside_the_policy_globs_or_without_a_policy_is_refused() {
     let key = TestKey::generate();
     let image = push("uncovered");
     sign(&image, &[&key]).expect("sign");
-    let policies = [policy(
-        "p",
-        &["registry.example.com/**"],
-        &[&key],
-        1,
-        json!({}),
-    )];
+    let narrow = policy("p", &["registry.example.com/**"], &[&key], 1, json!({}));
+    let everything = policy("base", &["**"], &[&key], 1, json!({}));
+    let policies = [narrow.clone(), everything];
     let images = [image.reference()];
     let verdict = verifier()
         .verify(&request(&images, "p", &policies, &SecretKeys::new()))
@@ -288,16 +284,17 @@ async fn an_image_outside_the_policy_globs_or_without_a_policy_is_refused() {
         "{message}"
     );
     let secrets = SecretKeys::new();
+    let only_narrow = [narrow];
     let none = VerificationRequest {
         policy_name: None,
-        ..request(&images, "p", &policies, &secrets)
+        ..request(&images, "p", &only_narrow, &secrets)
     };
     let verdict = verifier().verify(&none).await;
     assert!(
         verdict
             .message()
             .expect("refused")
-            .contains("no default ImagePolicy")
+            .contains("no ImagePolicy governs image")
     );
 }
 

@@ -164,6 +164,9 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bench Rollouts' namespace has no labels (the bench policy is the cluster default).
+static NO_LABELS: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+
 fn request<'a>(
     images: &'a [String],
     policies: &'a [ImagePolicy],
@@ -173,6 +176,10 @@ fn request<'a>(
         images,
         policy_name: None,
         policies,
+        namespace: rollgate_verify::NamespaceScope {
+            name: "bench",
+            labels: &NO_LABELS,
+        },
         secret_keys: secrets,
         break_glass_justification: None,
     }

@@ -159,13 +159,9 @@ impl<'o, 'a> Decision<'o, 'a> {
     /// refused.
     pub fn verification(&mut self) -> Verdict {
         match &self.observed.gates.verification {
-            Verification::Passed => {
-                self.condition(
-                    condition_types::VERIFIED,
-                    true,
-                    "Verified",
-                    "every image passed its policy",
-                );
+            Verification::Passed { reason, message } => {
+                let (reason, message) = (reason.clone(), message.clone());
+                self.condition(condition_types::VERIFIED, true, &reason, message);
                 Verdict::Passed
             }
             Verification::Refused(reason) => {
@@ -212,6 +208,7 @@ impl<'o, 'a> Decision<'o, 'a> {
                     received,
                     approvers,
                     rejected_by: None,
+                    ignored: self.observed.gates.approval_ignored.clone(),
                 });
                 true
             }
@@ -233,6 +230,7 @@ impl<'o, 'a> Decision<'o, 'a> {
                     received,
                     approvers,
                     rejected_by: None,
+                    ignored: self.observed.gates.approval_ignored.clone(),
                 });
                 self.phase(RolloutPhase::AwaitingApproval, message);
                 false
@@ -250,6 +248,7 @@ impl<'o, 'a> Decision<'o, 'a> {
                     ..GateStatus::default()
                 });
                 gate.rejected_by = Some(by);
+                gate.ignored = self.observed.gates.approval_ignored.clone();
                 self.phase(RolloutPhase::AwaitingApproval, message);
                 false
             }

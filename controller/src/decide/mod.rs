@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use rollgate_crds::Rollout;
-use rollgate_crds::rollout::{ContainerImage, RolloutStatus};
+use rollgate_crds::rollout::{ContainerImage, IgnoredApproval, RolloutStatus};
 
 pub use actions::PendingAction;
 
@@ -55,8 +55,14 @@ pub struct RevisionState {
 /// The verdict of image verification for the desired revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verification {
-    /// Every image passed its policy.
-    Passed,
+    /// Every image may run; the Verified condition's reason and message say on what grounds
+    /// (verified by which policies and keys, a dry run, break-glass, or verification off).
+    Passed {
+        /// The condition's reason, for example `Verified` or `VerificationOff`.
+        reason: String,
+        /// The condition's message.
+        message: String,
+    },
     /// An image was refused; the reason names it.
     Refused(String),
     /// Not decided yet (the registry is being asked).
@@ -125,6 +131,8 @@ pub struct GateInputs {
     pub verification: Verification,
     /// The approval gate.
     pub approval: Approval,
+    /// Approvals of the desired revision that did not count, and why (`status.gate.ignored`).
+    pub approval_ignored: Vec<IgnoredApproval>,
     /// Analyses that have a result or are running; absent means not started.
     pub analyses: BTreeMap<AnalysisKey, AnalysisOutcome>,
 }

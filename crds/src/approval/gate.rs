@@ -17,7 +17,12 @@
 //!    plus the policy's `expiresAfter` is still in the future;
 //! 4. its approver is not the requester (who last changed the template, see
 //!    [`crate::requester`]) unless the policy sets `allowSelfApproval`;
-//! 5. its approver has not already been counted: approvals are counted per distinct person, in
+//! 5. its approver could not have acted as the requester (impersonated them, or minted a token
+//!    for the requester's ServiceAccount; see [`super::acting`]), unless the policy sets
+//!    `allowSelfApproval`: whoever could have made the change under the requester's name does
+//!    not approve it either. The controller asks the API server and records the answer in
+//!    [`ApprovalFacts::acts_as_requester`];
+//! 6. its approver has not already been counted: approvals are counted per distinct person, in
 //!    the order they were created.
 //!
 //! # Rejections
@@ -37,9 +42,10 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use super::acting::ActingPermission;
 use super::{Approval, Decision};
 use crate::duration::parse_duration;
-use crate::rollout::{ApprovalPolicy, GateStatus};
+use crate::rollout::{ApprovalPolicy, GateStatus, IgnoredApproval};
 
 /// What the gate needs to know about one Approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +66,9 @@ pub struct ApprovalFacts {
     pub comment: Option<String>,
     /// When the API server stored the Approval.
     pub created: Timestamp,
+    /// A permission through which the approver could have acted as the requester, as the API
+    /// server answered (`None`: none found, or not asked).
+    pub acts_as_requester: Option<ActingPermission>,
 }
 
 impl ApprovalFacts {
@@ -76,6 +85,7 @@ impl ApprovalFacts {
             decision: approval.spec.decision,
             comment: approval.spec.comment.clone(),
             created,
+            acts_as_requester: None,
         })
     }
 }
@@ -123,6 +133,7 @@ impl GateVerdict {
             received,
             approvers,
             rejected_by,
+            ignored: Vec::new(),
         }
     }
 }
@@ -140,8 +151,48 @@ pub enum IgnoredReason {
     Expired,
     /// Its approver requested the change and the policy forbids self-approval.
     SelfApproval,
+    /// Its approver could have acted as the requester through this permission, and the policy
+    /// forbids self-approval.
+    CouldActAsRequester(ActingPermission),
     /// Its approver was already counted.
     Duplicate,
+}
+
+impl IgnoredReason {
+    /// The reason as a CamelCase word, for status and Events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IgnoredReason::OtherRevision => "OtherRevision",
+            IgnoredReason::OtherDigests => "OtherDigests",
+            IgnoredReason::NotAllowed => "NotAllowed",
+            IgnoredReason::Expired => "Expired",
+            IgnoredReason::SelfApproval => "SelfApproval",
+            IgnoredReason::CouldActAsRequester(_) => "CouldActAsRequester",
+            IgnoredReason::Duplicate => "Duplicate",
+        }
+    }
+
+    /// Why the approval did not count, for people; `requester` is who made the change.
+    pub fn message(&self, requester: Option<&str>) -> String {
+        let requester = requester.unwrap_or("the requester");
+        match self {
+            IgnoredReason::OtherRevision => "it is for another revision".to_owned(),
+            IgnoredReason::OtherDigests => {
+                "it is for this revision with other image digests".to_owned()
+            }
+            IgnoredReason::NotAllowed => {
+                "the approval policy does not list its approver or any of its groups".to_owned()
+            }
+            IgnoredReason::Expired => "it has expired (spec.approval.expiresAfter)".to_owned(),
+            IgnoredReason::SelfApproval => {
+                format!("its approver requested the change ({requester})")
+            }
+            IgnoredReason::CouldActAsRequester(permission) => {
+                format!("its approver could have made the change as {requester} ({permission})")
+            }
+            IgnoredReason::Duplicate => "its approver was already counted".to_owned(),
+        }
+    }
 }
 
 /// An Approval that did not count, and why.
@@ -153,6 +204,18 @@ pub struct Ignored {
     pub approver: String,
     /// Why it did not count.
     pub reason: IgnoredReason,
+}
+
+impl Ignored {
+    /// The entry of `status.gate.ignored`; `requester` is who made the change.
+    pub fn to_status(&self, requester: Option<&str>) -> IgnoredApproval {
+        IgnoredApproval {
+            approval: self.name.clone(),
+            approver: self.approver.clone(),
+            reason: self.reason.code().to_owned(),
+            message: self.reason.message(requester),
+        }
+    }
 }
 
 /// The result of checking every Approval: the ones that count, in order, and the others.
@@ -195,6 +258,11 @@ pub fn assess(
             Some(IgnoredReason::Expired)
         } else if !policy.allows_self_approval() && requester == Some(facts.approver.as_str()) {
             Some(IgnoredReason::SelfApproval)
+        } else if let Some(permission) = facts
+            .acts_as_requester
+            .filter(|_| !policy.allows_self_approval())
+        {
+            Some(IgnoredReason::CouldActAsRequester(permission))
         } else if !counted.insert(facts.approver.clone()) {
             Some(IgnoredReason::Duplicate)
         } else {

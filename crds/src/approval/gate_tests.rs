@@ -1,4 +1,5 @@
 use super::*;
+use crate::approval::acting::ActingPermission;
 use crate::rollout::Approvers;
 
 const REV: &str = "0123456789";
@@ -26,6 +27,7 @@ fn approve(name: &str, approver: &str, created: i64) -> ApprovalFacts {
         decision: Decision::Approve,
         comment: None,
         created: at(created),
+        acts_as_requester: None,
     }
 }
 
@@ -227,6 +229,49 @@ fn the_requester_may_not_approve_their_own_change_by_default() {
         at(100),
     );
     assert_eq!(assessment.ignored[0].reason, IgnoredReason::SelfApproval);
+}
+
+#[test]
+fn an_approver_who_could_act_as_the_requester_does_not_count() {
+    let deployer = "system:serviceaccount:shop:deployer";
+    let eve = ApprovalFacts {
+        acts_as_requester: Some(ActingPermission::ImpersonateServiceAccount),
+        ..approve("a1", "eve", 0)
+    };
+    let approvals = [eve.clone(), approve("a2", "bob", 1)];
+    assert_eq!(
+        gate(&policy(2), &approvals, Some(deployer)),
+        waiting(2, &["bob"])
+    );
+    let assessment = assess(
+        &policy(2),
+        &approvals,
+        REV,
+        &digests(),
+        Some(deployer),
+        at(100),
+    );
+    let ignored = &assessment.ignored[0];
+    assert_eq!(
+        ignored.reason,
+        IgnoredReason::CouldActAsRequester(ActingPermission::ImpersonateServiceAccount)
+    );
+    let status = ignored.to_status(Some(deployer));
+    assert_eq!(
+        (status.approval.as_str(), status.approver.as_str()),
+        ("a1", "eve")
+    );
+    assert_eq!(status.reason, "CouldActAsRequester");
+    assert_eq!(
+        status.message,
+        "its approver could have made the change as system:serviceaccount:shop:deployer \
+         (impersonate serviceaccounts)"
+    );
+    let lenient = ApprovalPolicy {
+        allow_self_approval: Some(true),
+        ..Default::default()
+    };
+    assert_eq!(gate(&lenient, &[eve], Some(deployer)), open(1, &["eve"]));
 }
 
 #[test]

@@ -260,6 +260,26 @@ pub struct GateStatus {
     /// Who rejected the revision, if anyone did; a rejection closes the gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_by: Option<String>,
+    /// Approvals of this revision that did not count, each with why (at most 20, oldest
+    /// first; approvals of other revisions are not listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<IgnoredApproval>,
+}
+
+/// An Approval that did not count at a gate, and why.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IgnoredApproval {
+    /// The Approval's name.
+    pub approval: String,
+    /// Its approver.
+    pub approver: String,
+    /// Why, as one CamelCase word: `OtherDigests`, `NotAllowed`, `Expired`, `SelfApproval`,
+    /// `CouldActAsRequester` or `Duplicate`.
+    pub reason: String,
+    /// Why, for people (for `CouldActAsRequester`, the permission through which the approver
+    /// could have acted as the requester).
+    pub message: String,
 }
 
 /// Why and when a rollout was aborted.

@@ -5,6 +5,7 @@
 
 pub mod fault_proxy;
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -13,7 +14,17 @@ use rollgate_crds::ImagePolicy;
 use rollgate_testsupport::Registry;
 use rollgate_testsupport::signing::TestKey;
 use rollgate_verify::{
-    RegistryConnection, RegistryLimits, SecretKeys, VerificationRequest, Verifier, VerifierConfig,
+    NamespaceScope, RegistryConnection, RegistryLimits, SecretKeys, VerificationRequest, Verifier,
+    VerifierConfig,
+};
+
+/// The labels of the namespace every test's Rollout is in (none).
+pub static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+/// The namespace every test's Rollout is in.
+pub const NAMESPACE: NamespaceScope<'static> = NamespaceScope {
+    name: "test",
+    labels: &NO_LABELS,
 };
 
 /// The registry shared by the tests of one test binary (stopped when the process exits).
@@ -48,8 +59,9 @@ pub fn verifier() -> Verifier {
     verifier_with(&[registry().host()], RegistryLimits::default())
 }
 
-/// A policy named `name` over `images` with one authority of `keys` needing `count`, plus
-/// extra spec fields merged in from `extra` (JSON).
+/// A policy named `name` over `images` with one authority of `keys` needing `count`,
+/// governing every namespace (`namespaceSelector: {}`), plus extra spec fields merged in from
+/// `extra` (JSON).
 pub fn policy(
     name: &str,
     images: &[&str],
@@ -64,6 +76,7 @@ pub fn policy(
     let mut spec = serde_json::json!({
         "images": images,
         "authorities": [{"name": "release", "keys": keys, "count": count}],
+        "namespaceSelector": {},
     });
     if let (Some(spec), serde_json::Value::Object(extra)) = (spec.as_object_mut(), extra) {
         spec.extend(extra);
@@ -84,6 +97,7 @@ pub fn request<'a>(
         images,
         policy_name: Some(policy_name),
         policies,
+        namespace: NAMESPACE,
         secret_keys: secrets,
         break_glass_justification: None,
     }

@@ -54,11 +54,15 @@ impl World {
             revision: "v1".into(),
             revisions: Vec::new(),
             gates: GateInputs {
-                verification: Verification::Passed,
+                verification: Verification::Passed {
+                    reason: "Verified".into(),
+                    message: "verified by ImagePolicy test".into(),
+                },
                 approval: Approval::Waiting {
                     required: 1,
                     approvers: Vec::new(),
                 },
+                approval_ignored: Vec::new(),
                 analyses: BTreeMap::new(),
             },
             now: "2026-06-01T12:00:00Z".parse().expect("time"),

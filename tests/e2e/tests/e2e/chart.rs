@@ -252,9 +252,9 @@ fn helm_lints_and_renders_the_chart_with_least_privilege_and_every_flag() -> any
 
 /// The chart installed into a cluster of its own, with the controller and the analysis
 /// service running as processes under the chart's identities and flags.
-struct Installed {
-    cluster: Cluster,
-    controller: ControllerProcess,
+pub(crate) struct Installed {
+    pub(crate) cluster: Cluster,
+    pub(crate) controller: ControllerProcess,
     grpc_address: String,
     prometheus: Prometheus,
     _analysis: AnalysisServer,
@@ -350,7 +350,7 @@ fn install() -> anyhow::Result<Installed> {
     })
 }
 
-fn installed() -> &'static Installed {
+pub(crate) fn installed() -> &'static Installed {
     static INSTALLED: OnceLock<Result<Installed, String>> = OnceLock::new();
     match INSTALLED.get_or_init(|| install().map_err(|error| format!("{error:#}"))) {
         Ok(installed) => installed,
@@ -360,7 +360,7 @@ fn installed() -> &'static Installed {
 
 /// Creates `rollout`, retrying while the API server is still loading the chart's admission
 /// policies (until then the requested-by policy may refuse it).
-async fn create_rollout(api: &Api<Rollout>, rollout: &Rollout) -> anyhow::Result<()> {
+pub(crate) async fn create_rollout(api: &Api<Rollout>, rollout: &Rollout) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         match api.create(&PostParams::default(), rollout).await {
@@ -375,7 +375,7 @@ async fn create_rollout(api: &Api<Rollout>, rollout: &Rollout) -> anyhow::Result
 }
 
 /// A ServiceAccount in `namespace` bound (RoleBinding) to the chart's ClusterRole `role`.
-async fn bound(
+pub(crate) async fn bound(
     installed: &Installed,
     admin: &kube::Client,
     namespace: &str,
@@ -400,7 +400,10 @@ async fn bound(
 }
 
 /// A client that authenticates with `account`'s token.
-async fn client_of(installed: &Installed, account: &Account) -> anyhow::Result<kube::Client> {
+pub(crate) async fn client_of(
+    installed: &Installed,
+    account: &Account,
+) -> anyhow::Result<kube::Client> {
     let path = installed
         .cluster
         .dir()
@@ -439,7 +442,7 @@ async fn grpc(
 }
 
 /// A canary of 2 pods: 50%, then `gates`, then 100%.
-fn canary(name: &str, gates: Value) -> anyhow::Result<Rollout> {
+pub(crate) fn canary(name: &str, gates: Value) -> anyhow::Result<Rollout> {
     let mut steps = vec![json!({"setWeight": 50})];
     steps.extend(gates.as_array().cloned().unwrap_or_default());
     steps.push(json!({"setWeight": 100}));
@@ -475,7 +478,7 @@ async fn at_the_gate(
 
 /// The controller's log lines that report a request RBAC refused (`... is forbidden: User
 /// "system:serviceaccount:..." cannot ...`; not, say, a write into a namespace being deleted).
-fn forbidden_lines(controller: &ControllerProcess) -> Vec<String> {
+pub(crate) fn forbidden_lines(controller: &ControllerProcess) -> Vec<String> {
     std::fs::read_to_string(controller.log_path())
         .unwrap_or_default()
         .lines()
@@ -595,7 +598,7 @@ async fn the_installed_charts_rbac_carries_a_canary_through_analysis_and_approva
 }
 
 /// Whether `result` is the API server's 403.
-fn is_forbidden<T: std::fmt::Debug>(result: &kube::Result<T>) -> bool {
+pub(crate) fn is_forbidden<T: std::fmt::Debug>(result: &kube::Result<T>) -> bool {
     matches!(result, Err(kube::Error::Api(status)) if status.code == 403)
 }
 

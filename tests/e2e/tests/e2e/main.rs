@@ -18,3 +18,5 @@ mod rollout_sequential;
 mod rollout_verification;
 mod rollouts;
 mod trust_boundary;
+mod trust_approvals;
+mod trust_routing;

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject, PostParams};
 use rollgate_controller::route::http_route_resource;
 use rollgate_crds::Rollout;
+use rollgate_crds::managed_by::MANAGED_BY_ANNOTATION;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::{TestNamespace, manifests, shared_cluster, shared_controller};
 use serde_json::{Value, json};
@@ -38,7 +39,7 @@ async fn routed(app: &str, backend_refs: Value) -> anyhow::Result<Routed> {
     let services: Api<Service> = Api::namespaced(client.clone(), namespace.name());
     for name in [format!("{app}-stable"), format!("{app}-canary")] {
         let service: Service = serde_json::from_value(json!({
-            "metadata": {"name": name},
+            "metadata": {"name": name, "annotations": {MANAGED_BY_ANNOTATION: app}},
             "spec": {"selector": {"app": app}, "ports": [{"port": 80, "targetPort": 8080}]}
         }))?;
         services.create(&PostParams::default(), &service).await?;
@@ -48,7 +49,7 @@ async fn routed(app: &str, backend_refs: Value) -> anyhow::Result<Routed> {
     let route: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
-        "metadata": {"name": app},
+        "metadata": {"name": app, "annotations": {MANAGED_BY_ANNOTATION: app}},
         "spec": {
             "parentRefs": [{"name": "edge"}],
             "hostnames": [format!("{app}.example")],

@@ -7,6 +7,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rollgate_crds::Rollout;
+use rollgate_crds::managed_by::MANAGED_BY_ANNOTATION;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::approvals::approve_current_revision;
 use rollgate_testsupport::{TestNamespace, manifests, shared_cluster, shared_controller};
@@ -44,7 +45,7 @@ fn rollout(name: &str, replicas: i32, strategy: Value) -> anyhow::Result<Rollout
 impl Scenario {
     async fn service(&self, name: &str, app: &str) -> anyhow::Result<()> {
         let service: Service = serde_json::from_value(json!({
-            "metadata": {"name": name},
+            "metadata": {"name": name, "annotations": {MANAGED_BY_ANNOTATION: app}},
             "spec": {"selector": {"app": app}, "ports": [{"port": 80, "targetPort": 8080}]}
         }))?;
         self.services
