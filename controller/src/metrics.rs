@@ -54,6 +54,8 @@ pub struct Metrics {
     /// Audit events that could not be written (after retries): each one is a gap an operator
     /// must look at.
     pub audit_failures: Counter,
+    /// Audit records (or outbox entries) found that the controller did not write: refused.
+    pub audit_foreign_records: Counter,
     phases: Mutex<BTreeMap<String, String>>,
 }
 
@@ -106,11 +108,18 @@ impl Default for Metrics {
             "Audit events that could not be written after retries (alert on any)",
             audit_failures.clone(),
         );
+        let audit_foreign_records = Counter::default();
+        registry.register(
+            "audit_foreign_records",
+            "Audit records the controller did not write, found and refused (alert on any)",
+            audit_foreign_records.clone(),
+        );
         Metrics {
             registry,
             measurements,
             audit_records,
             audit_failures,
+            audit_foreign_records,
             reconciles,
             reconcile_errors,
             api_requests,
