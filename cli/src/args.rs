@@ -130,9 +130,55 @@ pub enum Command {
 /// `audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute a Rollout's audit chain and name the first broken link.
+    /// Verify a Rollout's audit log and name the first bad record: against the signed
+    /// checkpoints published outside the cluster (with `--public-key` and `--store`), or
+    /// only the hash chain (without them; not tamper-evident against cluster administrators).
     Verify {
         /// The Rollout (it may have been deleted: its records outlive it).
         name: String,
+        /// The trusted verifier key of the audit log (a file, signed-note format).
+        #[arg(long, requires = "store")]
+        public_key: Option<PathBuf>,
+        /// The external checkpoint store: `<registry host>/<repository prefix>`.
+        #[arg(long, requires = "public_key")]
+        store: Option<String>,
+        /// Reach the store over plain HTTP.
+        #[arg(long)]
+        store_insecure: bool,
+        /// Older signed checkpoints you kept (files): each must be consistent with the
+        /// published one (catches a store rolled back or a log rewritten since).
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<PathBuf>,
+        /// Also verify this Rollout uid (for example one whose records were all deleted).
+        #[arg(long)]
+        uid: Vec<String>,
+    },
+    /// Print the newest signed checkpoint of each of the Rollout's logs, to keep for later
+    /// consistency checks (`audit verify --checkpoint`).
+    Checkpoint {
+        /// The Rollout.
+        name: String,
+        /// The external checkpoint store: `<registry host>/<repository prefix>`.
+        #[arg(long)]
+        store: String,
+        /// Reach the store over plain HTTP.
+        #[arg(long)]
+        store_insecure: bool,
+        /// The Rollout uid (default: the live Rollout's).
+        #[arg(long)]
+        uid: Option<String>,
+    },
+    /// Make a signing key pair for the audit log: the signer key (for the controller) and
+    /// the verifier key (for auditors), in signed-note format.
+    Keygen {
+        /// The key's name (appears in every signature line).
+        #[arg(long, default_value = "rollgate-audit")]
+        key_name: String,
+        /// Where to write the signer key (created with mode 0600).
+        #[arg(long)]
+        private_key: PathBuf,
+        /// Where to write the verifier key.
+        #[arg(long)]
+        public_key: PathBuf,
     },
 }

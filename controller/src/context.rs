@@ -60,6 +60,9 @@ pub enum Error {
     /// The pod template could not be hashed.
     #[error("revision hash: {0}")]
     RevisionHash(#[from] rollgate_crds::revision::RevisionHashError),
+    /// The audit log cannot take the plan's records now; nothing is applied until it can.
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     /// The Rollout lacks a namespace (it is namespaced; this is a malformed object).
     #[error("the Rollout has no namespace")]
     NoNamespace,
@@ -80,6 +83,7 @@ impl Error {
             Error::RevisionHash(_) => "revision_hash",
             Error::NoNamespace => "no_namespace",
             Error::Stale(_) => "stale",
+            Error::Audit(_) => "audit",
             Error::Lifecycle(_) => "analysis_lifecycle",
         }
     }

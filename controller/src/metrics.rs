@@ -56,6 +56,8 @@ pub struct Metrics {
     pub audit_failures: Counter,
     /// 1 when the admission policies that make the controller's state its own are in force.
     pub trust_policies_in_force: Gauge,
+    /// Audit records (or outbox entries) found that the controller did not write: refused.
+    pub audit_foreign_records: Counter,
     phases: Mutex<BTreeMap<String, String>>,
 }
 
@@ -114,12 +116,19 @@ impl Default for Metrics {
             "1 when the ownership admission policies are installed and name this controller (alert on 0)",
             trust_policies_in_force.clone(),
         );
+        let audit_foreign_records = Counter::default();
+        registry.register(
+            "audit_foreign_records",
+            "Audit records the controller did not write, found and refused (alert on any)",
+            audit_foreign_records.clone(),
+        );
         Metrics {
             trust_policies_in_force,
             registry,
             measurements,
             audit_records,
             audit_failures,
+            audit_foreign_records,
             reconciles,
             reconcile_errors,
             api_requests,

@@ -19,6 +19,7 @@ use rollgate_crds::revision::revision_hash;
 use rollgate_crds::rollout::{ContainerImage, RolloutPhase, condition_types};
 
 use crate::analysis::{observe, runner};
+use crate::audit::Flushed;
 use crate::audit::events::audit_events;
 use crate::context::{Context, Error};
 use crate::decide::{Observed, Plan, RevisionState, Verification, actions, decide};
@@ -69,6 +70,8 @@ async fn reconcile_rollout(
         context.metrics.request("get");
         rollout = rollouts.get(&rollout.name_any()).await?;
     }
+    // Audit: write what an earlier status write committed and a crash left unwritten.
+    let backlog = context.audit.flush_committed(&rollout).await;
     let replica_sets: Api<ReplicaSet> = Api::namespaced(context.client.clone(), &namespace);
     let selector = format!("{ROLLOUT_LABEL}={}", rollout.name_any());
     context.metrics.request("list");
@@ -106,6 +109,11 @@ async fn reconcile_rollout(
     };
     let mut plan = plan_for(&rollout, &desired_revision, &observed);
     start_analyses(&context, &rollout, &desired_revision, &mut plan).await?;
+    // Audit: the plan's records are committed with its status write (the outbox).
+    plan.status.audit_outbox = context
+        .audit
+        .prepare(&rollout, audit_events(&rollout, &plan))
+        .await?;
     let applied = apply::apply(
         &context.client,
         &context.metrics,
@@ -175,8 +183,12 @@ async fn reconcile_rollout(
         }
     }
 
-    report(&context, &rollout, &plan).await;
+    let audited = report(&context, &rollout, &plan).await;
     let retry = verified.and_then(|verified| verified.retry_after);
+    let retry = [retry, backlog.retry_after, audited.retry_after]
+        .into_iter()
+        .flatten()
+        .min();
     let requeue = match (plan.requeue_after, retry) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -186,12 +198,17 @@ async fn reconcile_rollout(
     }))
 }
 
-/// Records what `plan` did to `rollout`: an AuditRecord and an Event for each audit event
-/// (Warnings for aborts, refusals, rejections and analysis verdicts other than success).
-async fn report(context: &Context, rollout: &Rollout, plan: &Plan) {
+/// Records what `plan` did to `rollout`: an Event for each audit event (Warnings for aborts,
+/// refusals, rejections and analysis verdicts other than success), and the AuditRecords its
+/// status write committed.
+async fn report(context: &Context, rollout: &Rollout, plan: &Plan) -> Flushed {
     let events = audit_events(rollout, plan);
+    let flushed = context
+        .audit
+        .flush(rollout, &plan.status.audit_outbox)
+        .await;
     if events.is_empty() {
-        return;
+        return flushed;
     }
     let reference = rollout.object_ref(&());
     for audited in &events {
@@ -228,7 +245,7 @@ async fn report(context: &Context, rollout: &Rollout, plan: &Plan) {
             tracing::warn!(%error, "could not publish an event");
         }
     }
-    context.audit.append(rollout, events).await;
+    flushed
 }
 
 /// Verifies the desired revision's images against their ImagePolicies, when verification is

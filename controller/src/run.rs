@@ -77,6 +77,9 @@ pub struct Settings {
     /// The RolloutService gRPC server.
     #[command(flatten)]
     pub grpc: crate::grpc::GrpcSettings,
+    /// The audit log's signing key and external checkpoint store.
+    #[command(flatten)]
+    pub audit: crate::audit::settings::AuditSettings,
     /// Log format: `text` or `json`.
     #[arg(long, env = "ROLLGATE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -118,6 +121,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         (&settings.lease_namespace, &settings.lease_name),
     )
     .await;
+    let recorder = context.recorder.clone();
+    context
+        .audit
+        .configure(settings.audit.signer()?, settings.audit.store()?, recorder);
     let context = Arc::new(context);
 
     if !settings.leader_election {

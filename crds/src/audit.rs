@@ -24,6 +24,11 @@
 //! create another in its place, or remove the policy: the chain is what detects that.
 
 pub mod chain;
+pub mod checkpoint;
+pub mod log_check;
+pub mod merkle;
+#[cfg(feature = "store")]
+pub mod store;
 
 use std::collections::BTreeMap;
 
@@ -145,6 +150,13 @@ pub struct AuditRecordSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]
     pub details: BTreeMap<String, String>,
+
+    /// The controller's signature (base64 Ed25519) of this record as leaf `sequence` of its
+    /// Rollout's Merkle log; absent on records written before the Merkle log and when the
+    /// controller runs without a signing key. See [`checkpoint::leaf_message`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub signature: Option<String>,
 }
 
 /// The kinds of events recorded.

@@ -3,6 +3,7 @@
 mod act;
 mod approve;
 mod audit;
+mod audit_log;
 mod history;
 mod lint;
 
@@ -24,6 +25,17 @@ use crate::connect::{Connection, connect};
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Lint { files } = &cli.command {
         return lint::run(files);
+    }
+    if let Command::Audit {
+        command:
+            AuditCommand::Keygen {
+                key_name,
+                private_key,
+                public_key,
+            },
+    } = &cli.command
+    {
+        return audit_log::keygen(key_name, private_key, public_key);
     }
     let connection = connect(&cli).await?;
     let wait = cli.wait;
@@ -71,8 +83,45 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::History { name } => history::run(&connection, &name).await,
         Command::Audit {
-            command: AuditCommand::Verify { name },
+            command:
+                AuditCommand::Verify {
+                    name,
+                    public_key: None,
+                    ..
+                },
         } => audit::verify(&connection, &name).await,
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    name,
+                    public_key: Some(public_key),
+                    store,
+                    store_insecure,
+                    checkpoints,
+                    uid,
+                },
+        } => {
+            let store = store.unwrap_or_default();
+            let log = audit_log::LogArgs {
+                public_key: &public_key,
+                store: (&store, store_insecure),
+                checkpoints: &checkpoints,
+                uids: &uid,
+            };
+            audit_log::verify(&connection, &name, log).await
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Checkpoint {
+                    name,
+                    store,
+                    store_insecure,
+                    uid,
+                },
+        } => audit_log::checkpoint(&connection, &name, (&store, store_insecure), uid).await,
+        Command::Audit {
+            command: AuditCommand::Keygen { .. },
+        } => unreachable!("handled above"),
         Command::Lint { .. } => unreachable!("handled above"),
     }
 }

@@ -1,206 +1,467 @@
-//! The audit trail the controller writes: one AuditRecord per event of a Rollout, appended to
-//! the Rollout's hash chain, with a Kubernetes Event beside each.
+//! The audit trail the controller writes: one AuditRecord per event of a Rollout, as a leaf of
+//! the Rollout's Merkle log, with a Kubernetes Event beside each, and signed checkpoints of the
+//! log published outside the cluster.
 //!
 //! # What is recorded
 //!
 //! [`events::audit_events`] turns a reconcile's plan into events (transitions, approvals,
 //! rejections, the gate opening, analysis verdicts, verification), each with its actor and
-//! reason. They are recorded after the plan is applied, so a record never claims something the
-//! cluster did not do.
+//! reason.
 //!
-//! # Appending to the chain
+//! # The log
 //!
-//! The head of each chain (the newest record) is kept in memory per Rollout uid and loaded
-//! from the API server (the records labelled with the uid, highest sequence) the first time a
-//! Rollout needs it. A record is created with a plain POST under its deterministic name
-//! (`<rollout>-<uid8>-<sequence>`), never updated: if the name exists (409, another controller
-//! instance wrote that sequence during a leader hand-over, or the cache is stale), the head is
-//! reloaded and the record is rebuilt on top of it. Other failures are retried with a short
-//! backoff; an event that still cannot be written is logged and counted in
-//! `rollgate_audit_failures_total` (alert on it), and is not retried later: the chain stays
-//! intact, but without that record.
+//! One RFC 6962 Merkle tree per Rollout uid (see `rollgate_crds::audit::merkle`): a Rollout's
+//! log stays small, is verified on its own, and a new Rollout of the same name starts anew.
+//! With a signing key ([`settings::AuditSettings`]), every record carries the controller's
+//! signature for its index, and after each batch of records the controller signs a checkpoint
+//! (C2SP tlog-checkpoint) and publishes it with the leaf hashes to the external store
+//! (`rollgate_crds::audit::store`, an OCI registry).
 //!
-//! After writing, the controller stores the new head in the Rollout's `status.auditHead` (with
-//! a field manager of its own, `rollgate-audit`, so the reconciler's status writes never
-//! overwrite it), so that deleting the newest records is detected by `audit verify`.
+//! # Durability
 //!
-//! Records carry no owner reference: they outlive the Rollout.
+//! [`AuditLog::prepare`] builds the records of a plan before its status write, which commits
+//! them in `status.auditOutbox` (see [`outbox`] for the exactly-once argument);
+//! [`AuditLog::flush`] writes them after it, and again at the start of every reconcile, until
+//! they are written and published. A write or publication that fails is retried with an
+//! exponential backoff (the reconcile is requeued) and the Rollout's `status.auditHead` says
+//! how far behind the trail is, with why.
+//!
+//! # Foreign records
+//!
+//! A record the controller did not write, whatever its name or labels, is never taken into the
+//! log ([`state`], [`writer`]): it is counted in `rollgate_audit_foreign_records_total`,
+//! reported with a Warning Event `ForeignAuditRecord` on the Rollout, and `audit verify` names
+//! it.
 
 pub mod events;
+pub mod outbox;
+pub mod settings;
+pub mod state;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
-use rollgate_crds::audit::{AuditEvent, ROLLOUT_UID_LABEL, next_record};
+use rollgate_crds::audit::checkpoint::{LogSigner, origin};
+use rollgate_crds::audit::merkle::record_leaf_hash;
+use rollgate_crds::audit::store::CheckpointStore;
+use rollgate_crds::audit::{AuditEvent, ChainHead, ROLLOUT_UID_LABEL, next_record, record_hash};
 use rollgate_crds::rollout::AuditHead;
 use rollgate_crds::{AuditRecord, AuditRecordSpec, Rollout};
 use serde_json::json;
 
 use crate::metrics::Metrics;
+use outbox::EntryState;
+use state::TreeState;
 
 /// The field manager of `status.auditHead`.
 pub const AUDIT_FIELD_MANAGER: &str = "rollgate-audit";
 
-/// Attempts per record (a 409 reloads the head; other errors back off).
-const ATTEMPTS: u32 = 4;
+/// Why the log cannot take a record now.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The Rollout has no namespace or uid.
+    #[error("the Rollout has no namespace or uid")]
+    Unidentified,
+    /// The log could not be loaded (API server or external store).
+    #[error("the audit log cannot be loaded: {0}")]
+    Load(String),
+    /// A record could not be built.
+    #[error("an audit record cannot be built: {0}")]
+    Build(String),
+}
 
-/// Appends AuditRecords to Rollouts' chains.
+/// What a flush left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flushed {
+    /// Records committed but not yet written or published.
+    pub behind: u64,
+    /// When to try again, if behind.
+    pub retry_after: Option<Duration>,
+}
+
+/// Appends AuditRecords to Rollouts' logs.
 pub struct AuditLog {
     client: kube::Client,
     metrics: Arc<Metrics>,
-    heads: Mutex<HashMap<String, AuditRecordSpec>>,
+    recorder: Option<Recorder>,
+    signer: Option<LogSigner>,
+    store: Option<CheckpointStore>,
+    trees: Mutex<HashMap<String, TreeState>>,
+}
+
+struct Target {
+    namespace: String,
+    name: String,
+    uid: String,
+    origin: String,
+}
+
+fn target(rollout: &Rollout) -> Result<Target, AuditError> {
+    let (Some(namespace), Some(uid)) = (rollout.namespace(), rollout.uid()) else {
+        return Err(AuditError::Unidentified);
+    };
+    let name = rollout.name_any();
+    Ok(Target {
+        origin: origin(&namespace, &name, &uid),
+        namespace,
+        name,
+        uid,
+    })
 }
 
 impl AuditLog {
-    /// An audit log writing through `client`.
+    /// An audit log writing through `client`, without a key (records only, no checkpoints)
+    /// until [`AuditLog::configure`].
     pub fn new(client: kube::Client, metrics: Arc<Metrics>) -> Self {
         AuditLog {
             client,
             metrics,
-            heads: Mutex::default(),
+            recorder: None,
+            signer: None,
+            store: None,
+            trees: Mutex::default(),
         }
     }
 
-    /// Appends `events` to `rollout`'s chain, in order, and records the new head in its status.
-    /// Returns how many records were written; failures are logged and counted, not returned,
-    /// because the transitions they describe have already been applied.
-    pub async fn append(&self, rollout: &Rollout, events: Vec<AuditEvent>) -> usize {
-        if events.is_empty() {
-            return 0;
-        }
-        let (Some(namespace), Some(uid)) = (rollout.namespace(), rollout.uid()) else {
-            return 0;
-        };
-        let api: Api<AuditRecord> = Api::namespaced(self.client.clone(), &namespace);
-        let name = rollout.name_any();
-        let mut head = self.cached_head(&uid);
-        let mut written = 0;
-        for event in events {
-            match self
-                .write((&api, &namespace), &name, &uid, head.take(), event)
-                .await
-            {
-                Ok(record) => {
-                    written += 1;
-                    head = Some(record);
-                }
-                Err((error, current)) => {
-                    self.metrics.audit_failures.inc();
-                    tracing::error!(rollout = %name, %namespace, %error, "could not write an audit record");
-                    head = current;
-                }
-            }
-        }
-        let Some(head) = head else {
-            return written;
-        };
-        if written > 0 {
-            self.record_head(rollout, &head).await;
-        }
-        self.heads
-            .lock()
-            .expect("audit head cache poisoned")
-            .insert(uid, head);
-        written
+    /// Uses `signer` and `store` from now on, and `recorder` for Events about foreign records.
+    pub fn configure(
+        &mut self,
+        signer: Option<LogSigner>,
+        store: Option<CheckpointStore>,
+        recorder: Recorder,
+    ) {
+        self.signer = signer;
+        self.store = store;
+        self.recorder = Some(recorder);
     }
 
-    fn cached_head(&self, uid: &str) -> Option<AuditRecordSpec> {
-        self.heads
-            .lock()
-            .expect("audit head cache poisoned")
-            .get(uid)
-            .cloned()
-    }
-
-    /// Writes one record after `head` (loaded from the API server when unknown). On failure,
-    /// returns the error and the best known head.
-    async fn write(
+    /// The outbox the status write of `events` must commit: the entries not yet written from
+    /// the current outbox, then a signed record per event.
+    pub async fn prepare(
         &self,
-        (api, namespace): (&Api<AuditRecord>, &str),
-        rollout: &str,
-        uid: &str,
-        mut head: Option<AuditRecordSpec>,
-        event: AuditEvent,
-    ) -> Result<AuditRecordSpec, (String, Option<AuditRecordSpec>)> {
-        let mut loaded = false;
-        let mut last_error = String::new();
-        for attempt in 0..ATTEMPTS {
-            if head.is_none() && !loaded {
-                match self.load_head(api, uid).await {
-                    Ok(found) => {
-                        head = found;
-                        loaded = true;
-                    }
-                    Err(error) => {
-                        last_error = format!("load the chain head: {error}");
-                        backoff(attempt).await;
-                        continue;
-                    }
-                }
+        rollout: &Rollout,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<String>, AuditError> {
+        let current = rollout
+            .status
+            .as_ref()
+            .map(|status| status.audit_outbox.clone())
+            .unwrap_or_default();
+        if events.is_empty() {
+            return Ok(current);
+        }
+        let target = target(rollout)?;
+        let tree = self.tree(rollout, &target).await?;
+        let (entries, _) = outbox::decode(&current);
+        let unwritten: Vec<AuditRecordSpec> = outbox::unwritten(&tree.leaves, &entries)
+            .into_iter()
+            .filter(|spec| self.own(&target.origin, spec))
+            .collect();
+        let mut previous = unwritten.last().cloned().or(tree.last.clone());
+        let mut sequence = tree.leaves.len() as u64 + unwritten.len() as u64;
+        let mut new = Vec::new();
+        for event in events {
+            let mut spec = next_record(
+                previous.as_ref(),
+                &target.name,
+                &target.uid,
+                event,
+                Timestamp::now(),
+            )
+            .map_err(|error| AuditError::Build(error.to_string()))?;
+            if spec.sequence != sequence {
+                // The newest record is missing from the cluster: chain onto its leaf hash.
+                spec.sequence = sequence;
+                spec.previous_hash = (sequence > 0).then(|| {
+                    previous.as_ref().map_or_else(
+                        || tree.leaves.last().map(hex::encode).unwrap_or_default(),
+                        |p| p.hash.clone(),
+                    )
+                });
+                spec.hash =
+                    record_hash(&spec).map_err(|error| AuditError::Build(error.to_string()))?;
             }
-            let spec = next_record(head.as_ref(), rollout, uid, event.clone(), Timestamp::now())
-                .map_err(|error| (error.to_string(), head.clone()))?;
-            let record = AuditRecord::for_spec(namespace, spec.clone());
-            self.metrics.request("create_audit_record");
-            match api.create(&PostParams::default(), &record).await {
-                Ok(_) => {
-                    self.metrics.audit_records.inc();
-                    return Ok(spec);
+            if let Some(signer) = &self.signer {
+                signer
+                    .sign_record(&target.origin, &mut spec)
+                    .map_err(|error| AuditError::Build(error.to_string()))?;
+            }
+            sequence += 1;
+            previous = Some(spec.clone());
+            new.push(spec);
+        }
+        Ok(outbox::next_outbox(&current, &unwritten, &new))
+    }
+
+    /// Writes what the Rollout's status committed and is not yet in the log (after a crash).
+    pub async fn flush_committed(&self, rollout: &Rollout) -> Flushed {
+        let committed = rollout
+            .status
+            .as_ref()
+            .map(|status| status.audit_outbox.clone())
+            .unwrap_or_default();
+        self.flush(rollout, &committed).await
+    }
+
+    /// Writes the entries of `committed` (an outbox a status write committed) not yet in the
+    /// log, publishes a checkpoint, and stores the head in the Rollout's status.
+    pub async fn flush(&self, rollout: &Rollout, committed: &[String]) -> Flushed {
+        let (entries, malformed) = outbox::decode(committed);
+        let Ok(target) = target(rollout) else {
+            return Flushed::default();
+        };
+        if entries.is_empty() && malformed == 0 && !self.trees_has(&target.uid) {
+            return Flushed::default();
+        }
+        let mut tree = match self.tree(rollout, &target).await {
+            Ok(tree) => tree,
+            Err(error) => {
+                self.metrics.audit_failures.inc();
+                tracing::error!(rollout = %target.name, %error, "audit log unavailable");
+                return Flushed {
+                    behind: entries.len() as u64,
+                    retry_after: Some(backoff(1)),
+                };
+            }
+        };
+        if malformed > 0 {
+            self.foreign(rollout, "a malformed audit outbox entry")
+                .await;
+        }
+        let api: Api<AuditRecord> = Api::namespaced(self.client.clone(), &target.namespace);
+        let mut failure = None;
+        for entry in &entries {
+            match outbox::entry_state(&tree.leaves, entry) {
+                EntryState::Written => continue,
+                EntryState::Conflict => {
+                    if entry.sequence >= tree.leaves.len() as u64 {
+                        // Follows a gap: an earlier entry failed; retried later.
+                        break;
+                    }
+                    continue;
                 }
-                Err(kube::Error::Api(status)) if status.code == 409 => {
-                    // Someone wrote this sequence: rebuild on the real head.
-                    last_error = format!("record {} exists", record.name_any());
-                    head = None;
-                    loaded = false;
+                EntryState::Next => {}
+            }
+            if !self.own(&target.origin, entry) {
+                self.foreign(
+                    rollout,
+                    "an audit outbox entry not signed by the controller",
+                )
+                .await;
+                break;
+            }
+            self.metrics.request("create_audit_record");
+            match writer::write(&api, &target.namespace, entry).await {
+                Ok(written) => {
+                    if let writer::Written::Relocated { squatter } = &written {
+                        self.foreign(rollout, &format!("AuditRecord {squatter}"))
+                            .await;
+                    }
+                    if written != writer::Written::Existed {
+                        self.metrics.audit_records.inc();
+                    }
+                    if let Ok(leaf) = record_leaf_hash(entry) {
+                        tree.push(leaf, entry.clone());
+                    }
                 }
                 Err(error) => {
-                    last_error = error.to_string();
-                    backoff(attempt).await;
+                    failure = Some(format!("writing record {}: {error}", entry.sequence));
+                    break;
                 }
             }
         }
-        Err((last_error, head))
+        if failure.is_none() {
+            failure = self.publish(&target, &mut tree).await.err();
+        }
+        let unwritten = outbox::unwritten(&tree.leaves, &entries).len() as u64;
+        let unpublished = match self.store {
+            Some(_) => tree.leaves.len() as u64 - tree.published,
+            None => 0,
+        };
+        let behind = unwritten + unpublished;
+        if let Some(error) = &failure {
+            tree.failures += 1;
+            self.metrics.audit_failures.inc();
+            tracing::warn!(rollout = %target.name, %error, behind, "the audit trail is behind");
+        } else {
+            tree.failures = 0;
+        }
+        self.record_head(rollout, &mut tree, behind, failure.as_deref())
+            .await;
+        let retry_after = (behind > 0).then(|| backoff(tree.failures));
+        self.trees
+            .lock()
+            .expect("audit tree cache poisoned")
+            .insert(target.uid.clone(), tree);
+        Flushed {
+            behind,
+            retry_after,
+        }
     }
 
-    /// The newest record of chain `uid`, from the API server.
-    async fn load_head(
-        &self,
-        api: &Api<AuditRecord>,
-        uid: &str,
-    ) -> Result<Option<AuditRecordSpec>, kube::Error> {
+    fn own(&self, origin: &str, spec: &AuditRecordSpec) -> bool {
+        self.signer
+            .as_ref()
+            .is_none_or(|signer| signer.signed_record(origin, spec))
+    }
+
+    fn trees_has(&self, uid: &str) -> bool {
+        self.trees
+            .lock()
+            .expect("audit tree cache poisoned")
+            .contains_key(uid)
+    }
+
+    /// The tree of `target`, from the cache or loaded (see [`state`]).
+    async fn tree(&self, rollout: &Rollout, target: &Target) -> Result<TreeState, AuditError> {
+        if let Some(tree) = self
+            .trees
+            .lock()
+            .expect("audit tree cache poisoned")
+            .get(&target.uid)
+        {
+            return Ok(tree.clone());
+        }
+        let published = match (&self.signer, &self.store) {
+            (Some(signer), Some(store)) => {
+                let key = (
+                    target.namespace.as_str(),
+                    target.name.as_str(),
+                    target.uid.as_str(),
+                );
+                match store.fetch(key).await {
+                    Ok(Some(published)) => {
+                        state::own_publication(signer, &target.origin, &published).ok_or_else(
+                            || AuditError::Load("the published checkpoint is not ours".to_owned()),
+                        )?
+                    }
+                    Ok(None) => Vec::new(),
+                    Err(error) => return Err(AuditError::Load(error.to_string())),
+                }
+            }
+            _ => Vec::new(),
+        };
+        let api: Api<AuditRecord> = Api::namespaced(self.client.clone(), &target.namespace);
         self.metrics.request("list_audit_records");
-        let records = api
-            .list(&ListParams::default().labels(&format!("{ROLLOUT_UID_LABEL}={uid}")))
-            .await?;
-        Ok(records
+        let records: Vec<AuditRecord> = api
+            .list(&ListParams::default().labels(&format!("{ROLLOUT_UID_LABEL}={}", target.uid)))
+            .await
+            .map_err(|error| AuditError::Load(error.to_string()))?
             .items
             .into_iter()
-            .map(|record| record.spec)
-            .filter(|spec| spec.rollout_uid == uid)
-            .max_by_key(|spec| spec.sequence))
+            .filter(|record| record.spec.rollout_uid == target.uid)
+            .collect();
+        let legacy_head = rollout
+            .status
+            .as_ref()
+            .and_then(|status| status.audit_head.as_ref())
+            .map(ChainHead::from);
+        let (tree, foreign) = state::rebuild(
+            self.signer.as_ref(),
+            &target.origin,
+            published,
+            records,
+            legacy_head.as_ref(),
+        );
+        for name in foreign {
+            self.foreign(rollout, &format!("AuditRecord {name}")).await;
+        }
+        self.trees
+            .lock()
+            .expect("audit tree cache poisoned")
+            .insert(target.uid.clone(), tree.clone());
+        Ok(tree)
     }
 
-    /// Stores `head` in the Rollout's `status.auditHead`.
-    async fn record_head(&self, rollout: &Rollout, head: &AuditRecordSpec) {
-        let Some(namespace) = rollout.namespace() else {
+    /// Publishes a signed checkpoint of `tree` when the store lags behind it.
+    async fn publish(&self, target: &Target, tree: &mut TreeState) -> Result<(), String> {
+        let (Some(signer), Some(store)) = (&self.signer, &self.store) else {
+            return Ok(());
+        };
+        let size = tree.leaves.len() as u64;
+        if tree.published >= size {
+            return Ok(());
+        }
+        let publication = signer
+            .publication(&target.origin, &tree.leaves)
+            .map_err(|error| error.to_string())?;
+        let key = (
+            target.namespace.as_str(),
+            target.name.as_str(),
+            target.uid.as_str(),
+        );
+        self.metrics.request("publish_audit_checkpoint");
+        store
+            .publish(key, size, &publication)
+            .await
+            .map_err(|error| format!("publishing the checkpoint of size {size}: {error}"))?;
+        tree.published = size;
+        Ok(())
+    }
+
+    /// Reports something in the Rollout's audit trail the controller did not write.
+    async fn foreign(&self, rollout: &Rollout, what: &str) {
+        self.metrics.audit_foreign_records.inc();
+        tracing::warn!(rollout = %rollout.name_any(), what, "foreign audit record refused");
+        let Some(recorder) = &self.recorder else {
             return;
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "ForeignAuditRecord".to_owned(),
+            note: Some(format!(
+                "{what} was not written by the controller; it is not part of the audit log"
+            )),
+            action: "Audit".to_owned(),
+            secondary: None,
+        };
+        self.metrics.request("event");
+        if let Err(error) = recorder.publish(&event, &rollout.object_ref(&())).await {
+            tracing::warn!(%error, "could not publish an event");
+        }
+    }
+
+    /// Stores the head, publication and lag of `tree` in the Rollout's `status.auditHead`,
+    /// when they changed.
+    async fn record_head(
+        &self,
+        rollout: &Rollout,
+        tree: &mut TreeState,
+        behind: u64,
+        message: Option<&str>,
+    ) {
+        let Some(last) = tree.last.clone() else {
+            return;
+        };
+        let key = (tree.leaves.len() as u64, tree.published, behind);
+        if tree.recorded == Some(key) && message.is_none() {
+            return;
+        }
+        let head = AuditHead {
+            sequence: last.sequence,
+            hash: last.hash.clone(),
+            published_size: self.store.as_ref().map(|_| tree.published),
+            behind: Some(behind),
+            message: message.map(|m| m.chars().take(1000).collect()),
         };
         let patch = json!({
             "apiVersion": Rollout::api_version(&()),
             "kind": Rollout::kind(&()),
             "metadata": {"name": rollout.name_any()},
-            "status": {"auditHead": AuditHead {
-                sequence: head.sequence,
-                hash: head.hash.clone(),
-            }},
+            "status": {"auditHead": head},
         });
+        let Some(namespace) = rollout.namespace() else {
+            return;
+        };
         let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), &namespace);
         self.metrics.request("apply_audit_head");
-        if let Err(error) = rollouts
+        match rollouts
             .patch_status(
                 &rollout.name_any(),
                 &PatchParams::apply(AUDIT_FIELD_MANAGER).force(),
@@ -208,11 +469,15 @@ impl AuditLog {
             )
             .await
         {
-            tracing::warn!(rollout = %rollout.name_any(), %error, "could not record the audit chain head");
+            Ok(_) => tree.recorded = Some(key),
+            Err(error) => {
+                tracing::warn!(rollout = %rollout.name_any(), %error, "could not record the audit head")
+            }
         }
     }
 }
 
-async fn backoff(attempt: u32) {
-    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+/// The wait before retry `failures` (1 s, doubling, at most a minute).
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
 }

@@ -3,7 +3,7 @@
 //! # Canonical encoding and hash
 //!
 //! A record's hash is
-//! `hex(sha256("rollgate-audit-v1\n" || canonical(spec without "hash")))`, where `canonical`
+//! `hex(sha256("rollgate-audit-v1\n" || canonical(spec without "hash" and "signature")))`, where `canonical`
 //! is the canonical JSON of [`crate::revision::canonical_json`]: the spec as it serializes
 //! (camelCase names, `time` as RFC 3339 UTC with whole seconds), nulls and empty values
 //! removed, object keys sorted by their UTF-8 bytes, no white space, integers in plain decimal.
@@ -77,6 +77,8 @@ pub fn record_hash(spec: &AuditRecordSpec) -> Result<String, ChainError> {
     let mut value = serde_json::to_value(spec)?;
     if let Some(fields) = value.as_object_mut() {
         fields.remove("hash");
+        // The Merkle log's leaf signature is over this hash, so it is not part of it.
+        fields.remove("signature");
     }
     let canonical = canonical_json(&value)?;
     let mut hasher = Sha256::new();
@@ -109,6 +111,7 @@ pub fn next_record(
         reason: event.reason,
         message: event.message,
         details: event.details,
+        signature: None,
     };
     spec.hash = record_hash(&spec)?;
     Ok(spec)

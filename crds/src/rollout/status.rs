@@ -142,6 +142,14 @@ pub struct RolloutStatus {
     /// newest records is detected too (`kubectl rollgate audit verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_head: Option<AuditHead>,
+
+    /// The audit outbox: the records of this status's transitions, committed with it before
+    /// they are written as AuditRecords (each the JSON of a record spec signed by the
+    /// controller), so a crash never loses one. Written only by the controller; see
+    /// `docs/audit.md`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 256))]
+    pub audit_outbox: Vec<String>,
 }
 
 /// The newest record of a Rollout's audit chain.
@@ -153,6 +161,17 @@ pub struct AuditHead {
     /// Its hash.
     #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
     pub hash: String,
+    /// Leaves of the Rollout's Merkle log covered by the newest checkpoint published outside
+    /// the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_size: Option<u64>,
+    /// Records committed but not yet written or published; above 0 the trail is behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behind: Option<u64>,
+    /// Why the trail is behind, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
 }
 
 impl From<&AuditHead> for crate::audit::ChainHead {

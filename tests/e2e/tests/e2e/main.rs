@@ -1,6 +1,8 @@
 //! End-to-end tests on real components: the local Kubernetes cluster, Prometheus and the OCI
 //! registry. One binary, so one cluster serves the whole run; each test gets its own namespace.
 
+mod audit_crash;
+mod audit_log;
 mod chart;
 mod cluster;
 mod controller_operations;
