@@ -20,7 +20,6 @@ use tonic::Status;
 
 use crate::evaluate::{range_window, template};
 use crate::judge::{Classification, Direction, MetricConfig, NanStrategy, compare};
-use crate::prometheus::run_query;
 use crate::service::Analysis;
 
 impl Analysis {
@@ -78,7 +77,8 @@ impl Analysis {
             verdict: verdict as i32,
             classification: classification as i32,
             u_statistic: judgement.u_statistic,
-            p_value: judgement.p_value,
+            // The judge marks a p-value it did not compute as NaN: absent on the wire.
+            p_value: Some(judgement.p_value).filter(|p| p.is_finite()),
             hodges_lehmann: judgement.hodges_lehmann,
             interval_lower: judgement.interval.lower,
             interval_upper: judgement.interval.upper,
@@ -112,20 +112,14 @@ impl Analysis {
         let timeout = self.timeout(queries.timeout.as_ref())?;
         let window = range_window(request.window.as_ref())?;
         let (canary, baseline) = tokio::join!(
-            run_query(&self.http, &queries.address, &canary_query, window, timeout),
-            run_query(
-                &self.http,
-                &queries.address,
-                &baseline_query,
-                window,
-                timeout
-            ),
+            self.query(&queries.address, &canary_query, window, timeout),
+            self.query(&queries.address, &baseline_query, window, timeout),
         );
-        let canary = match canary {
+        let canary = match canary? {
             Ok(result) => result,
             Err(error) => return Ok(Err(format!("canary query `{canary_query}`: {error}"))),
         };
-        let baseline = match baseline {
+        let baseline = match baseline? {
             Ok(result) => result,
             Err(error) => return Ok(Err(format!("baseline query `{baseline_query}`: {error}"))),
         };

@@ -4,9 +4,11 @@
 //! Status codes and verdicts:
 //! - a bad request (no metric, no query, a condition that is not CEL, an unknown placeholder, a
 //!   bad window or timeout) is `InvalidArgument`, with a message that names the culprit;
-//! - Prometheus unreachable, refusing the query, or too slow is `OK` with verdict `ERROR` and
-//!   the reason: the controller records an Error measurement (which counts towards
-//!   `consecutiveErrorLimit`) and never mistakes it for a pass;
+//! - Prometheus unreachable or refusing the query is `OK` with verdict `ERROR` and the reason:
+//!   the controller records an Error measurement (which counts towards `consecutiveErrorLimit`)
+//!   and never mistakes it for a pass; an address not on the allow-list, a query out of its
+//!   timeout and an oversize response are status codes (see [`crate::service`]), which the
+//!   controller records as Error measurements too;
 //! - otherwise the conditions decide (see [`crate::condition`]); no data is `INCONCLUSIVE`.
 
 use std::collections::HashMap;
@@ -16,7 +18,7 @@ use rollgate_proto::v1::{self, EvaluateRequest, EvaluateResponse, Verdict};
 use tonic::Status;
 
 use crate::condition::{Conditions, Outcome, ResultValue};
-use crate::prometheus::{QueryResult, RangeWindow, run_query};
+use crate::prometheus::{QueryResult, RangeWindow};
 use crate::service::Analysis;
 use crate::templating::{Bindings, render};
 
@@ -50,7 +52,9 @@ impl Analysis {
         let timeout = self.timeout(prometheus.timeout.as_ref())?;
         let window = range_window(request.window.as_ref())?;
 
-        let result = run_query(&self.http, &prometheus.address, &query, window, timeout).await;
+        let result = self
+            .query(&prometheus.address, &query, window, timeout)
+            .await?;
         let response = match result {
             Err(error) => EvaluateResponse {
                 verdict: Verdict::Error as i32,
@@ -70,21 +74,23 @@ impl Analysis {
         Ok(response)
     }
 
-    /// The timeout of one query: the request's, or the service's default.
+    /// The timeout of one query: the request's, or the service's default, at most the
+    /// operator's maximum.
     pub(crate) fn timeout(
         &self,
         requested: Option<&prost_types::Duration>,
     ) -> Result<Duration, Status> {
+        let limits = &self.limits;
         let Some(requested) = requested else {
-            return Ok(self.default_timeout);
+            return Ok(limits.default_timeout.min(limits.max_timeout));
         };
         let timeout = Duration::try_from(*requested).map_err(|_| {
             Status::invalid_argument("prometheus.timeout must be a positive duration")
         })?;
         if timeout.is_zero() {
-            return Ok(self.default_timeout);
+            return Ok(limits.default_timeout.min(limits.max_timeout));
         }
-        Ok(timeout)
+        Ok(timeout.min(limits.max_timeout))
     }
 }
 

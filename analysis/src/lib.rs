@@ -11,6 +11,8 @@
 //! - [`metrics`], [`admin`], [`run`]: `/metrics`, `/live`, `/ready`, settings and shutdown.
 
 pub mod admin;
+pub mod allowlist;
+pub mod callers;
 mod comparison;
 pub mod condition;
 mod evaluate;

@@ -1,6 +1,9 @@
 //! Running a PromQL query through the `prometheus-http-query` crate: an instant query, or a
 //! range query when a window is given, bounded by a timeout (sent to Prometheus as its query
-//! timeout too, and enforced here around the whole request).
+//! timeout too, and enforced here around the whole request) and by a response size: the body
+//! is read chunk by chunk and the query fails with [`QueryError::TooLarge`] as soon as it
+//! passes the limit, so a query selecting millions of series cannot exhaust the service's
+//! memory. The crate sends the request; the capped body is parsed into its response types.
 //!
 //! Every failure is a [`QueryError`]; the service turns it into an Error verdict, never a pass.
 //! Prometheus is reached over plain HTTP (`http://` addresses, typically its in-cluster
@@ -11,7 +14,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use prometheus_http_query::Client;
-use prometheus_http_query::response::Data;
+use prometheus_http_query::error::PrometheusError;
+use prometheus_http_query::response::{Data, PromqlResult};
 
 /// The time range of a range query, in Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,6 +88,31 @@ pub enum QueryError {
     /// The query took longer than the timeout.
     #[error("the query timed out after {0:?}")]
     Timeout(Duration),
+    /// The response was larger than the limit.
+    #[error("Prometheus' response is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+}
+
+/// What bounds one query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// The whole request's timeout (also sent to Prometheus).
+    pub timeout: Duration,
+    /// The largest response body read, in bytes.
+    pub max_bytes: usize,
+}
+
+/// Prometheus' answer: the data, or its error.
+#[derive(serde::Deserialize)]
+#[serde(tag = "status")]
+enum Envelope {
+    #[serde(rename = "success")]
+    Success { data: PromqlResult },
+    #[serde(rename = "error")]
+    Error(PrometheusError),
 }
 
 /// Runs `query` against the Prometheus at `address`.
@@ -92,8 +121,9 @@ pub async fn run_query(
     address: &str,
     query: &str,
     window: Option<RangeWindow>,
-    timeout: Duration,
+    limits: QueryLimits,
 ) -> Result<QueryResult, QueryError> {
+    let timeout = limits.timeout;
     if address.starts_with("https://") {
         return Err(QueryError::BadAddress {
             address: address.to_owned(),
@@ -111,21 +141,37 @@ pub async fn run_query(
         .max(1);
     let started = Instant::now();
     let request = async {
-        match window {
+        let response = match window {
             Some(w) => {
                 client
                     .query_range(query, w.start, w.end, w.step)
                     .timeout(timeout_ms)
-                    .post()
+                    .post_raw()
                     .await
             }
-            None => client.query(query).timeout(timeout_ms).post().await,
+            None => client.query(query).timeout(timeout_ms).post_raw().await,
+        };
+        let response = response.map_err(|error| classify(address, error, timeout))?;
+        read_capped(address, response, limits.max_bytes).await
+    };
+    let body = tokio::time::timeout(timeout, request)
+        .await
+        .map_err(|_| QueryError::Timeout(timeout))??;
+    let envelope: Envelope =
+        serde_json::from_slice(&body).map_err(|error| QueryError::Unreachable {
+            address: address.to_owned(),
+            message: format!("the answer is not a Prometheus API response: {error}"),
+        })?;
+    let response = match envelope {
+        Envelope::Success { data } => data,
+        Envelope::Error(error) => {
+            return Err(classify(
+                address,
+                prometheus_http_query::Error::Prometheus(error),
+                timeout,
+            ));
         }
     };
-    let response = tokio::time::timeout(timeout, request)
-        .await
-        .map_err(|_| QueryError::Timeout(timeout))?
-        .map_err(|error| classify(address, error, timeout))?;
     let series = match response.into_inner().0 {
         Data::Scalar(sample) => vec![Series {
             labels: BTreeMap::new(),
@@ -159,6 +205,38 @@ pub async fn run_query(
         series,
         elapsed: started.elapsed(),
     })
+}
+
+/// The body of `response`, or [`QueryError::TooLarge`] once it passes `max_bytes`.
+async fn read_capped(
+    address: &str,
+    mut response: reqwest::Response,
+    max_bytes: usize,
+) -> Result<Vec<u8>, QueryError> {
+    let too_large = QueryError::TooLarge { limit: max_bytes };
+    if response
+        .content_length()
+        .is_some_and(|length| length > max_bytes as u64)
+    {
+        return Err(too_large);
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = response
+            .chunk()
+            .await
+            .map_err(|error| QueryError::Unreachable {
+                address: address.to_owned(),
+                message: error_chain(&error),
+            })?;
+        let Some(chunk) = chunk else {
+            return Ok(body);
+        };
+        if body.len() + chunk.len() > max_bytes {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
 }
 
 fn classify(address: &str, error: prometheus_http_query::Error, timeout: Duration) -> QueryError {

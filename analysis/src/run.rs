@@ -15,8 +15,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::admin::{self, AdminState};
+use crate::allowlist::AllowList;
+use crate::callers::{Authentication, Callers};
 use crate::metrics::Metrics;
-use crate::service::Analysis;
+use crate::service::{Analysis, Limits};
 
 /// Every setting an operator tunes: a flag, with an environment variable of the same meaning.
 #[derive(Debug, Clone, clap::Parser)]
@@ -48,6 +50,49 @@ pub struct Settings {
     /// Log format: `text` or `json`.
     #[arg(long, env = "ROLLGATE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// How callers authenticate: `token-review` (a bearer token of a user on
+    /// `--allowed-callers`, checked with a TokenReview through the kubeconfig or in-cluster
+    /// ServiceAccount) or `none`.
+    #[arg(
+        long,
+        env = "ROLLGATE_ANALYSIS_AUTHENTICATION",
+        value_enum,
+        default_value = "token-review"
+    )]
+    pub authentication: Authentication,
+    /// User names that may call (comma-separated); by default only the controller's
+    /// ServiceAccount of the default install.
+    #[arg(
+        long,
+        env = "ROLLGATE_ANALYSIS_ALLOWED_CALLERS",
+        value_delimiter = ',',
+        default_value = "system:serviceaccount:rollgate-system:rollgate-controller"
+    )]
+    pub allowed_callers: Vec<String>,
+    /// Seconds an accepted TokenReview is reused (0: never).
+    #[arg(
+        long,
+        env = "ROLLGATE_ANALYSIS_AUTH_CACHE_SECONDS",
+        default_value_t = 10
+    )]
+    pub auth_cache_seconds: u64,
+    /// Seconds a refused token is remembered (0: never).
+    #[arg(
+        long,
+        env = "ROLLGATE_ANALYSIS_AUTH_NEGATIVE_CACHE_SECONDS",
+        default_value_t = 3
+    )]
+    pub auth_negative_cache_seconds: u64,
+    /// Prometheus base URLs that may be queried (comma-separated; `*` as the port allows any
+    /// port of that host). Empty allows none.
+    #[arg(long, env = "ROLLGATE_PROMETHEUS_ALLOWED", value_delimiter = ',')]
+    pub prometheus_allowed: Vec<String>,
+    /// The longest timeout a query may ask for; longer ones are lowered to it.
+    #[arg(long, env = "ROLLGATE_ANALYSIS_MAX_QUERY_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    pub max_query_timeout: Duration,
+    /// The largest Prometheus response read, in bytes; a larger one is RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ROLLGATE_ANALYSIS_MAX_RESPONSE_BYTES", default_value_t = 8 << 20)]
+    pub max_response_bytes: usize,
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -76,7 +121,34 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         },
     ));
 
-    let analysis = Analysis::new(settings.query_timeout, metrics)?;
+    let prometheus = AllowList::parse(&settings.prometheus_allowed).map_err(anyhow::Error::msg)?;
+    if prometheus.is_empty() {
+        tracing::warn!("--prometheus-allowed is empty: every query will be refused");
+    }
+    let limits = Limits {
+        default_timeout: settings.query_timeout,
+        max_timeout: settings.max_query_timeout,
+        max_response_bytes: settings.max_response_bytes,
+        prometheus,
+    };
+    let callers = match settings.authentication {
+        Authentication::TokenReview => {
+            let client = kube::Client::try_default()
+                .await
+                .context("a Kubernetes client for TokenReviews (kubeconfig or in-cluster)")?;
+            Some(Arc::new(Callers::new(
+                client,
+                settings.allowed_callers.clone(),
+                Duration::from_secs(settings.auth_cache_seconds),
+                Duration::from_secs(settings.auth_negative_cache_seconds),
+            )))
+        }
+        Authentication::None => {
+            tracing::warn!("--authentication=none: anyone who reaches the port may call");
+            None
+        }
+    };
+    let analysis = Analysis::new(limits, callers, metrics)?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<AnalysisServiceServer<Analysis>>()

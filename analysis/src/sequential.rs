@@ -21,7 +21,7 @@ use tonic::Status;
 
 use crate::evaluate::{range_window, template};
 use crate::judge::{Counts, Decision, SequentialConfig, SequentialTest};
-use crate::prometheus::{QueryResult, run_query};
+use crate::prometheus::QueryResult;
 use crate::service::Analysis;
 
 /// The false-failure bound when the request sets none (the CRD's default).
@@ -67,7 +67,7 @@ impl Analysis {
         let timeout = self.timeout(queries.timeout.as_ref())?;
         let run = |index: usize| {
             let query: &str = &rendered[index];
-            run_query(&self.http, &queries.address, query, Some(window), timeout)
+            self.query(&queries.address, query, Some(window), timeout)
         };
         let (canary_errors, canary_requests, baseline_errors, baseline_requests) =
             tokio::join!(run(0), run(1), run(2), run(3));
@@ -78,7 +78,7 @@ impl Analysis {
             baseline_errors,
             baseline_requests,
         ]) {
-            match result {
+            match result? {
                 Ok(result) => {
                     self.metrics
                         .query_duration
@@ -140,31 +140,32 @@ impl Analysis {
             result.rate_ratio,
             result.p_value
         );
-        let (verdict, classification, finding) =
-            if seen.canary_requests <= 0.0 || seen.baseline_requests <= 0.0 {
-                (
-                    Verdict::Inconclusive,
-                    Classification::NoData,
-                    "no requests on a side",
-                )
-            } else if result.decision == Decision::CanaryWorse {
-                (
-                    Verdict::Failed,
-                    Classification::High,
-                    "the canary's error rate is worse",
-                )
-            } else {
-                (
-                    Verdict::Successful,
-                    Classification::Pass,
-                    "no evidence that the canary is worse",
-                )
-            };
+        let no_data = seen.canary_requests <= 0.0 || seen.baseline_requests <= 0.0;
+        let (verdict, classification, finding) = if no_data {
+            (
+                Verdict::Inconclusive,
+                Classification::NoData,
+                "no requests on a side",
+            )
+        } else if result.decision == Decision::CanaryWorse {
+            (
+                Verdict::Failed,
+                Classification::High,
+                "the canary's error rate is worse",
+            )
+        } else {
+            (
+                Verdict::Successful,
+                Classification::Pass,
+                "no evidence that the canary is worse",
+            )
+        };
         self.metrics.compared(verdict);
         Ok(CompareResponse {
             verdict: verdict as i32,
             classification: classification as i32,
-            p_value: result.p_value,
+            // Without requests on both sides no test was run: no p-value.
+            p_value: Some(result.p_value).filter(|p| !no_data && p.is_finite()),
             effect_size: result.rate_ratio,
             reason: format!("sequential test: {finding}: {summary} ({queries_text})"),
             ..CompareResponse::default()

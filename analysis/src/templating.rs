@@ -4,8 +4,22 @@
 //! Prometheus; so is an argument without a value, and `{{revision.stable}}` when there is no
 //! stable revision.
 //!
-//! Values are inserted as they are: they come from the Rollout's spec and the revision hashes,
-//! which the cluster's RBAC already trusts to define the queries.
+//! # Values cannot change a query's meaning
+//!
+//! A template is platform-owned (an AnalysisTemplate) while argument values come from each
+//! Rollout, whose owner must not be able to turn `x{service="{{args.service}}"}` into another
+//! query (PromQL injection, for example the value `x"} or vector(1) #`). So a value is inserted
+//! according to where its placeholder stands, which the renderer tracks while scanning the
+//! template:
+//!
+//! - inside a `"..."` or `'...'` string literal, the value is escaped as that literal's content
+//!   (`\`, the quote, and control characters as `\n`, `\t`, `\xHH`), so any value stays one
+//!   string: the label matcher compares against it and nothing else;
+//! - inside a `` `...` `` raw string, which has no escapes, a value containing a backtick is
+//!   refused;
+//! - anywhere else (a number, a duration, a name), the value must be a bare token of
+//!   `[A-Za-z0-9_.:]` (for example `0.05`, `5m`, `checkout`), else it is refused with
+//!   [`TemplateError::UnsafeValue`] naming the placeholder.
 
 use std::collections::HashMap;
 
@@ -37,6 +51,100 @@ pub enum TemplateError {
     /// `{{` without a closing `}}`.
     #[error("unclosed placeholder at byte {0}: `{{{{` without `}}}}`")]
     Unclosed(usize),
+    /// A value that would change the query where its placeholder stands.
+    #[error(
+        "the value of {{{{{placeholder}}}}} is refused: {why} (the value {value:?} would change the query)"
+    )]
+    UnsafeValue {
+        /// The placeholder.
+        placeholder: String,
+        /// The value.
+        value: String,
+        /// What is allowed there.
+        why: &'static str,
+    },
+}
+
+/// Where in PromQL the scanner stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Context {
+    /// Outside any string literal.
+    Code,
+    /// Inside a string literal opened by this quote (`"` or `'`).
+    Quoted(char),
+    /// Inside a `` ` `` raw string.
+    Raw,
+    /// Inside a `#` comment (to the end of the line).
+    Comment,
+}
+
+/// The context after `text`, starting in `context`.
+fn advance(mut context: Context, text: &str) -> Context {
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        context = match (context, c) {
+            (Context::Code, '"' | '\'') => Context::Quoted(c),
+            (Context::Code, '`') => Context::Raw,
+            (Context::Code, '#') => Context::Comment,
+            (Context::Quoted(_), '\\') => {
+                chars.next();
+                context
+            }
+            (Context::Quoted(quote), c) if c == quote => Context::Code,
+            (Context::Raw, '`') | (Context::Comment, '\n') => Context::Code,
+            _ => context,
+        };
+    }
+    context
+}
+
+/// `value` as it may stand in `context`.
+fn insert(context: Context, placeholder: &str, value: &str) -> Result<String, TemplateError> {
+    let refuse = |why| TemplateError::UnsafeValue {
+        placeholder: placeholder.to_owned(),
+        value: value.to_owned(),
+        why,
+    };
+    match context {
+        Context::Quoted(quote) => Ok(escape(value, quote)),
+        Context::Raw if value.contains('`') => {
+            Err(refuse("a backtick cannot stand in a raw string"))
+        }
+        Context::Raw => Ok(value.to_owned()),
+        Context::Code | Context::Comment => {
+            let bare = !value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':'));
+            if bare {
+                Ok(value.to_owned())
+            } else {
+                Err(refuse(
+                    "outside a string literal only [A-Za-z0-9_.:] may stand (quote the placeholder in the template for any other text)",
+                ))
+            }
+        }
+    }
+}
+
+/// `value` escaped as the content of a PromQL string literal quoted with `quote`.
+fn escape(value: &str, quote: char) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '\n' => escaped.push_str("\\n"),
+            '\t' => escaped.push_str("\\t"),
+            '\r' => escaped.push_str("\\r"),
+            c if c == quote => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            c if c.is_control() => escaped.push_str(&format!("\\x{:02x}", u32::from(c) & 0xff)),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// Replaces every placeholder in `query`.
@@ -44,14 +152,17 @@ pub fn render(query: &str, bindings: &Bindings<'_>) -> Result<String, TemplateEr
     let mut out = String::with_capacity(query.len());
     let mut rest = query;
     let mut offset = 0;
+    let mut context = Context::Code;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
+        context = advance(context, &rest[..start]);
         let after = &rest[start + 2..];
         let end = after
             .find("}}")
             .ok_or(TemplateError::Unclosed(offset + start))?;
         let name = after[..end].trim();
-        out.push_str(&resolve(name, bindings)?);
+        let value = resolve(name, bindings)?;
+        out.push_str(&insert(context, name, &value)?);
         let consumed = start + 2 + end + 2;
         offset += consumed;
         rest = &rest[consumed..];
@@ -147,6 +258,67 @@ mod tests {
             render("{{revision.stable}}", &no_stable).unwrap_err(),
             TemplateError::MissingRevision("stable")
         );
+    }
+
+    fn with_service(value: &str) -> HashMap<String, String> {
+        HashMap::from([("service".to_owned(), value.to_owned())])
+    }
+
+    #[test]
+    fn a_value_in_a_string_literal_stays_one_string() {
+        let injection = r#"x"} or vector(1) #"#;
+        let args = with_service(injection);
+        let query = r#"sum(rate(x{svc="{{args.service}}"}[1m]))"#;
+        assert_eq!(
+            render(query, &bindings(&args)).unwrap(),
+            r#"sum(rate(x{svc="x\"} or vector(1) #"}[1m]))"#
+        );
+        let single = "x{svc='{{args.service}}'}";
+        let args = with_service(r"it's\n");
+        assert_eq!(
+            render(single, &bindings(&args)).unwrap(),
+            r"x{svc='it\'s\\n'}"
+        );
+        let args = with_service("a\nb\u{7}");
+        assert_eq!(
+            render(r#"x{svc="{{args.service}}"}"#, &bindings(&args)).unwrap(),
+            r#"x{svc="a\nb\x07"}"#
+        );
+    }
+
+    #[test]
+    fn a_value_outside_a_string_must_be_a_bare_token() {
+        let query = "rate(x[{{args.service}}]) > 0";
+        assert_eq!(
+            render(query, &bindings(&with_service("5m"))).unwrap(),
+            "rate(x[5m]) > 0"
+        );
+        for bad in ["5m]) or vector(1", "1 + 1", "", "x\"", "a{b}"] {
+            let error = render(query, &bindings(&with_service(bad))).unwrap_err();
+            assert!(
+                matches!(&error, TemplateError::UnsafeValue { placeholder, .. } if placeholder == "args.service"),
+                "{bad:?}: {error}"
+            );
+        }
+        // A quote before the placeholder that was closed again leaves the code context.
+        let closed = r#"x{a="b"} > {{args.service}}"#;
+        assert!(render(closed, &bindings(&with_service("x\" or"))).is_err());
+        // An escaped quote inside a literal does not close it.
+        let escaped = r#"x{a="b\"{{args.service}}"}"#;
+        assert_eq!(
+            render(escaped, &bindings(&with_service("c d"))).unwrap(),
+            r#"x{a="b\"c d"}"#
+        );
+    }
+
+    #[test]
+    fn a_raw_string_refuses_a_backtick() {
+        let query = "x{a=~`{{args.service}}`}";
+        assert_eq!(
+            render(query, &bindings(&with_service("a|b"))).unwrap(),
+            "x{a=~`a|b`}"
+        );
+        assert!(render(query, &bindings(&with_service("a`} or vector(1)"))).is_err());
     }
 
     #[test]

@@ -14,8 +14,8 @@ use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, ResourceExt};
 use rollgate_crds::analysis::AnalysisRun;
 use rollgate_crds::{Approval, ImagePolicy, Rollout};
-use rollgate_proto::v1::analysis_service_client::AnalysisServiceClient;
 
+use crate::analysis::client::analysis_client;
 use crate::analysis::measure::{self, MeasureContext};
 use crate::context::Context;
 use crate::reconcile::{error_policy, reconcile};
@@ -118,7 +118,10 @@ async fn rollouts(client: kube::Client, context: Arc<Context>, settings: &Settin
 async fn analysis_runs(client: kube::Client, context: Arc<Context>, settings: &Settings) {
     let analysis = settings.analysis_addr.as_deref().and_then(|address| {
         match tonic::transport::Endpoint::from_shared(address.to_owned()) {
-            Ok(endpoint) => Some(AnalysisServiceClient::new(endpoint.connect_lazy())),
+            Ok(endpoint) => Some(analysis_client(
+                endpoint.connect_lazy(),
+                &settings.analysis_client,
+            )),
             Err(error) => {
                 tracing::error!(%address, %error, "the analysis service address is not a URI; analyses will error");
                 None

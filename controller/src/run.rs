@@ -59,6 +59,9 @@ pub struct Settings {
     /// analyses never pass.
     #[arg(long, env = "ROLLGATE_ANALYSIS_ADDR")]
     pub analysis_addr: Option<String>,
+    /// How the controller authenticates to the AnalysisService.
+    #[command(flatten)]
+    pub analysis_client: crate::analysis::client::AnalysisClientSettings,
     /// Verify image signatures and attestations against ImagePolicies (`enforce`), or keep
     /// only the digest-pinning rule (`off`, for clusters whose admission already verifies).
     #[arg(

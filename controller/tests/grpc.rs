@@ -3,12 +3,16 @@
 //! ServiceAccount), callers authenticate with real ServiceAccount tokens, and RBAC decides.
 //! No controller runs: the tests play its part by writing Rollout statuses as admin.
 
+#[path = "grpc/abuse.rs"]
+mod abuse;
 #[path = "grpc/approvals.rs"]
 mod approvals;
 #[path = "grpc/audit.rs"]
 mod audit;
 #[path = "grpc/auth.rs"]
 mod auth;
+#[path = "grpc/extra.rs"]
+mod extra;
 #[path = "grpc/grpcurl.rs"]
 mod grpcurl;
 #[path = "grpc/watch.rs"]
@@ -20,7 +24,10 @@ use std::time::Duration;
 use anyhow::Result;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use rollgate_controller::grpc::{GrpcSettings, server::serve_on};
+use std::sync::Arc;
+
+use rollgate_controller::grpc::metrics::GrpcMetrics;
+use rollgate_controller::grpc::{GrpcSettings, server::serve_on_with};
 use rollgate_crds::Rollout;
 use rollgate_proto::v1::rollout_service_client::RolloutServiceClient;
 use rollgate_proto::v1::{RolloutEvent, RolloutRef};
@@ -42,20 +49,40 @@ pub struct Served {
 
 /// Starts the server on a free loopback port with `client`'s identity.
 pub async fn serve(client: &kube::Client) -> Result<Served> {
+    Ok(serve_with(client, GrpcSettings::default()).await?.0)
+}
+
+/// Starts the server with `settings` (its address replaced by a free loopback port); its
+/// metrics are returned to read.
+pub async fn serve_with(
+    client: &kube::Client,
+    settings: GrpcSettings,
+) -> Result<(Served, Arc<GrpcMetrics>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let settings = GrpcSettings {
         grpc_addr: address,
-        ..GrpcSettings::default()
+        ..settings
     };
-    tokio::spawn(serve_on(listener, settings, client.clone(), async {
+    let metrics = Arc::new(GrpcMetrics::default());
+    let shutdown = async {
         let _ = stopped.await;
-    }));
-    Ok(Served {
-        address,
-        _stop: stop,
-    })
+    };
+    tokio::spawn(serve_on_with(
+        listener,
+        settings,
+        client.clone(),
+        metrics.clone(),
+        shutdown,
+    ));
+    Ok((
+        Served {
+            address,
+            _stop: stop,
+        },
+        metrics,
+    ))
 }
 
 /// A RolloutService client of `served`.

@@ -10,6 +10,8 @@ pub mod v1 {
     tonic::include_proto!("rollgate.v1");
 }
 
+pub mod resume;
+
 /// The encoded `FileDescriptorSet` of every rollgate proto file, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("rollgate_descriptor");
 

@@ -13,9 +13,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use rollgate_crds::analysis::lifecycle::{NewMeasurement, advance};
 use rollgate_crds::analysis::{AnalysisRun, AnalysisRunStatus, Measurement};
-use rollgate_proto::v1::analysis_service_client::AnalysisServiceClient;
 use serde_json::json;
-use tonic::transport::Channel;
 
 use super::requests::{MetricRequest, failed_call, measurement, request_for};
 use crate::context::{Error, FIELD_MANAGER};
@@ -26,7 +24,7 @@ pub struct MeasureContext {
     /// The Kubernetes client.
     pub client: kube::Client,
     /// The AnalysisService, when one is configured.
-    pub analysis: Option<AnalysisServiceClient<Channel>>,
+    pub analysis: Option<super::client::AnalysisClient>,
     /// Exported metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -99,13 +97,15 @@ async fn measure(
         }),
         MetricRequest::Compare(request) => client.compare(*request).await.map(|response| {
             let response = response.into_inner();
+            let p = response
+                .p_value
+                .map_or_else(|| "not computed".to_owned(), |p| format!("{p:.4}"));
             let value = format!(
-                "hodges-lehmann {:.6}, interval [{:.6}, {:.6}], effect size {:.4}, p {:.4}",
+                "hodges-lehmann {:.6}, interval [{:.6}, {:.6}], effect size {:.4}, p {p}",
                 response.hodges_lehmann,
                 response.interval_lower,
                 response.interval_upper,
                 response.effect_size,
-                response.p_value
             );
             (response.verdict, Some(value), response.reason)
         }),

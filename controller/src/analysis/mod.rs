@@ -8,6 +8,7 @@
 //! but a Successful run ever lets a step pass.
 
 pub mod build;
+pub mod client;
 pub mod measure;
 pub mod observe;
 pub mod requests;

@@ -1,13 +1,21 @@
 //! Who calls, and whether they may: the bearer token is authenticated with a `TokenReview`, each
 //! call is authorised with a `SubjectAccessReview` for the caller's identity.
 //!
-//! Successful reviews are cached for a configurable time, keyed by a SHA-256 of the token (the
-//! token itself is never kept), so a busy client does not cost two API requests per call. A
-//! failed review is never cached: a fixed token or a new binding works at once, while a revoked
-//! token or binding keeps working for at most the cache time.
+//! Reviews are cached, keyed by a SHA-256 of the token (the token itself is never kept), so a
+//! busy client does not cost two API requests per call:
+//!
+//! - a successful TokenReview or an allowing SubjectAccessReview is reused for the cache time
+//!   (`--grpc-auth-cache-seconds`): a revoked token or binding keeps working for at most that
+//!   long (open WatchRollouts streams re-check on the same clock, see [`super::watch`]);
+//! - a refused token is remembered for a shorter time (`--grpc-auth-negative-cache-seconds`),
+//!   so a flood of junk tokens costs one TokenReview per distinct token and period, not one per
+//!   call; concurrent calls with the same unknown token share one review;
+//! - a denial is not cached (a new binding works at once), nor is an API server failure;
+//! - every cache is bounded ([`CACHE_ENTRIES`] entries, least recently used evicted first), so
+//!   no stream of distinct tokens can grow the server's memory.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
@@ -16,12 +24,15 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::Api;
 use kube::api::PostParams;
+use moka::future::Cache;
 use sha2::{Digest, Sha256};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
-/// Cache entries kept before expired ones are swept.
-const SWEEP_AT: usize = 4096;
+use super::metrics::GrpcMetrics;
+
+/// Entries each review cache holds at most.
+pub const CACHE_ENTRIES: u64 = 10_000;
 
 /// An authenticated caller, as the TokenReview returned it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +48,28 @@ pub struct Caller {
     token_hash: [u8; 32],
 }
 
+impl Caller {
+    /// A caller with this identity, for tests of what is derived from one.
+    pub fn new(
+        username: &str,
+        uid: Option<&str>,
+        groups: &[&str],
+        extra: BTreeMap<String, Vec<String>>,
+    ) -> Self {
+        Caller {
+            username: username.to_owned(),
+            uid: uid.map(str::to_owned),
+            groups: groups.iter().map(|group| (*group).to_owned()).collect(),
+            extra,
+            token_hash: Sha256::digest(username.as_bytes()).into(),
+        }
+    }
+}
+
 /// What a call wants to do, for a SubjectAccessReview in the `rollgate.io` API group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Access<'a> {
-    /// The verb: `get`, `list`, `watch`, `create`, `update`.
+    /// The verb: `get`, `list`, `watch`, `create`, `patch`.
     pub verb: &'a str,
     /// The resource, for example `rollouts`.
     pub resource: &'a str,
@@ -73,36 +102,77 @@ impl Access<'_> {
     }
 }
 
-type Grant = ([u8; 32], String);
-/// Authenticated callers by token hash, with their expiry.
-type Tokens = HashMap<[u8; 32], (Arc<Caller>, Instant)>;
+/// What a TokenReview said: the caller, or why the token was refused.
+type Review = Result<Arc<Caller>, String>;
 
-/// Authenticates tokens and authorises calls against the API server, with a short cache.
+/// How long a review stays cached: `ttl` when it authenticated, `negative_ttl` when it refused.
+struct ReviewExpiry {
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl moka::Expiry<[u8; 32], Review> for ReviewExpiry {
+    fn expire_after_create(&self, _: &[u8; 32], review: &Review, _: Instant) -> Option<Duration> {
+        Some(if review.is_ok() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        })
+    }
+}
+
+/// Authenticates tokens and authorises calls against the API server, with bounded caches.
 pub struct Authenticator {
     client: kube::Client,
     ttl: Duration,
-    tokens: Mutex<Tokens>,
-    grants: Mutex<HashMap<Grant, Instant>>,
+    tokens: Cache<[u8; 32], Review>,
+    grants: Cache<([u8; 32], String), ()>,
+    metrics: Arc<GrpcMetrics>,
 }
 
 impl Authenticator {
-    /// An authenticator that reviews with `client` and reuses successful reviews for `ttl`.
-    pub fn new(client: kube::Client, ttl: Duration) -> Self {
+    /// An authenticator that reviews with `client`, reuses successful reviews for `ttl` and
+    /// refusals for `negative_ttl`, and counts its reviews in `metrics`.
+    pub fn new(
+        client: kube::Client,
+        ttl: Duration,
+        negative_ttl: Duration,
+        metrics: Arc<GrpcMetrics>,
+    ) -> Self {
         Authenticator {
             client,
             ttl,
-            tokens: Mutex::new(HashMap::new()),
-            grants: Mutex::new(HashMap::new()),
+            tokens: Cache::builder()
+                .max_capacity(CACHE_ENTRIES)
+                .expire_after(ReviewExpiry { ttl, negative_ttl })
+                .build(),
+            grants: Cache::builder()
+                .max_capacity(CACHE_ENTRIES)
+                .time_to_live(ttl.max(Duration::from_millis(1)))
+                .build(),
+            metrics,
         }
+    }
+
+    /// How long a successful review is reused: open streams re-check on this clock.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// The caller whose bearer token is in `metadata`.
     pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Arc<Caller>, Status> {
         let token = bearer_token(metadata)?;
         let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(caller) = cached(&self.tokens, &token_hash).map(|(caller, _)| caller) {
-            return Ok(caller);
-        }
+        let review = self
+            .tokens
+            .try_get_with(token_hash, self.review_token(token, token_hash))
+            .await
+            .map_err(|status| Status::new(status.code(), status.message()))?;
+        review
+            .map_err(|why| Status::unauthenticated(format!("the bearer token was refused: {why}")))
+    }
+
+    async fn review_token(&self, token: &str, token_hash: [u8; 32]) -> Result<Review, Status> {
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: token.to_owned(),
@@ -112,36 +182,54 @@ impl Authenticator {
         };
         let reviewed = Api::<TokenReview>::all(self.client.clone())
             .create(&PostParams::default(), &review)
-            .await
-            .map_err(|error| Status::unavailable(format!("TokenReview failed: {error}")))?;
+            .await;
+        let reviewed = match reviewed {
+            Ok(reviewed) => reviewed,
+            Err(error) => {
+                self.metrics.token_review("error");
+                return Err(Status::unavailable(format!("TokenReview failed: {error}")));
+            }
+        };
         let status = reviewed.status.unwrap_or_default();
         let user = status.user.filter(|_| status.authenticated == Some(true));
         let Some(user) = user.filter(|user| user.username.is_some()) else {
-            let why = status.error.unwrap_or_else(|| "not authenticated".into());
-            return Err(Status::unauthenticated(format!(
-                "the bearer token was refused: {why}"
-            )));
+            self.metrics.token_review("refused");
+            return Ok(Err(status
+                .error
+                .unwrap_or_else(|| "not authenticated".into())));
         };
-        let caller = Arc::new(Caller {
+        self.metrics.token_review("authenticated");
+        Ok(Ok(Arc::new(Caller {
             username: user.username.unwrap_or_default(),
             uid: user.uid.filter(|uid| !uid.is_empty()),
             groups: user.groups.unwrap_or_default(),
             extra: user.extra.unwrap_or_default(),
             token_hash,
-        });
-        if !self.ttl.is_zero() {
-            let expires = Instant::now() + self.ttl;
-            insert(&self.tokens, token_hash, (caller.clone(), expires));
-        }
-        Ok(caller)
+        })))
     }
 
-    /// Whether `caller` may do `access`.
+    /// Whether `caller` may do `access` (a cached allowance counts).
     pub async fn allowed(&self, caller: &Caller, access: &Access<'_>) -> Result<bool, Status> {
         let key = (caller.token_hash, format!("{access:?}"));
-        if cached(&self.grants, &key).is_some() {
+        if self.grants.get(&key).await.is_some() {
             return Ok(true);
         }
+        self.review_access(caller, access, key).await
+    }
+
+    /// Whether `caller` may do `access`, asking the API server whatever the cache says (an
+    /// open stream's periodic re-check).
+    pub async fn allowed_now(&self, caller: &Caller, access: &Access<'_>) -> Result<bool, Status> {
+        let key = (caller.token_hash, format!("{access:?}"));
+        self.review_access(caller, access, key).await
+    }
+
+    async fn review_access(
+        &self,
+        caller: &Caller,
+        access: &Access<'_>,
+        key: ([u8; 32], String),
+    ) -> Result<bool, Status> {
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(caller.username.clone()),
@@ -167,7 +255,9 @@ impl Authenticator {
             .map_err(|error| Status::unavailable(format!("SubjectAccessReview failed: {error}")))?;
         let allowed = reviewed.status.is_some_and(|status| status.allowed);
         if allowed && !self.ttl.is_zero() {
-            insert(&self.grants, key, Instant::now() + self.ttl);
+            self.grants.insert(key, ()).await;
+        } else {
+            self.grants.invalidate(&key).await;
         }
         Ok(allowed)
     }
@@ -177,13 +267,14 @@ impl Authenticator {
         if self.allowed(caller, access).await? {
             Ok(())
         } else {
-            Err(Status::permission_denied(format!(
-                "{} may not {}",
-                caller.username,
-                access.describe()
-            )))
+            Err(denied(caller, access))
         }
     }
+}
+
+/// `PERMISSION_DENIED` naming who may not do what.
+pub fn denied(caller: &Caller, access: &Access<'_>) -> Status {
+    Status::permission_denied(format!("{} may not {}", caller.username, access.describe()))
 }
 
 /// The bearer token of `authorization: Bearer <token>`.
@@ -208,48 +299,6 @@ pub fn bearer_token(metadata: &MetadataMap) -> Result<&str, Status> {
 
 fn non_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
-}
-
-/// The cached value under `key`, if it has not expired.
-fn cached<K: std::hash::Hash + Eq, V: Clone + Expiring>(
-    cache: &Mutex<HashMap<K, V>>,
-    key: &K,
-) -> Option<V> {
-    let cache = cache
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    cache
-        .get(key)
-        .filter(|value| value.expires() > Instant::now())
-        .cloned()
-}
-
-fn insert<K: std::hash::Hash + Eq, V: Expiring>(cache: &Mutex<HashMap<K, V>>, key: K, value: V) {
-    let mut cache = cache
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if cache.len() >= SWEEP_AT {
-        let now = Instant::now();
-        cache.retain(|_, value| value.expires() > now);
-    }
-    cache.insert(key, value);
-}
-
-/// A cache value with an expiry time.
-trait Expiring {
-    fn expires(&self) -> Instant;
-}
-
-impl Expiring for Instant {
-    fn expires(&self) -> Instant {
-        *self
-    }
-}
-
-impl<T> Expiring for (T, Instant) {
-    fn expires(&self) -> Instant {
-        self.1
-    }
 }
 
 #[cfg(test)]
@@ -278,7 +327,7 @@ mod tests {
     #[test]
     fn a_denial_names_the_verb_resource_and_namespace() {
         let access = Access {
-            verb: "update",
+            verb: "patch",
             resource: "rollouts",
             subresource: "status",
             namespace: "shop",
@@ -286,7 +335,7 @@ mod tests {
         };
         assert_eq!(
             access.describe(),
-            "update rollouts.rollgate.io/status \"web\" in namespace \"shop\""
+            "patch rollouts.rollgate.io/status \"web\" in namespace \"shop\""
         );
         let all = Access {
             verb: "list",
@@ -299,14 +348,5 @@ mod tests {
             all.describe(),
             "list rollouts.rollgate.io at the cluster scope"
         );
-    }
-
-    #[test]
-    fn expired_entries_are_not_returned() {
-        let cache = Mutex::new(HashMap::new());
-        insert(&cache, 1, Instant::now() + Duration::from_secs(60));
-        insert(&cache, 2, Instant::now() - Duration::from_secs(1));
-        assert!(cached(&cache, &1).is_some());
-        assert!(cached(&cache, &2).is_none());
     }
 }

@@ -8,10 +8,14 @@
 //! are etcd revisions; a version that is not a number counts as 0). A deleted Rollout leaves a
 //! tombstone carrying the version of its deletion, so a resumed stream learns of deletions too.
 //! Tombstones are bounded ([`TOMBSTONES`]); the hub can resume a stream from any version not
-//! older than [`Subscription`]'s horizon (the newest version of the first list, raised when an
-//! old tombstone is dropped). When the watch has to list again (its history expired), the
-//! difference to the previous state is broadcast as changes, and Rollouts gone meanwhile become
-//! tombstones at the newest version known.
+//! older than its horizon: the version *of the first list* (the collection's resourceVersion,
+//! read right after the list), raised when an old tombstone is dropped. A server that has just
+//! started knows nothing of what happened before its list, in particular of a Rollout deleted
+//! while it was down, so a resume from an older version (typically a client reconnecting after a
+//! restart) is refused with `OUT_OF_RANGE` and a message telling the client to re-list, as a
+//! Kubernetes watch answers `410 Gone`, rather than silently missing that deletion. When the
+//! watch has to list again (its history expired), the difference to the previous state is
+//! broadcast as changes, and Rollouts gone meanwhile become tombstones at the list's version.
 //!
 //! Subscribing takes the current state and a receiver under the lock that publishing takes,
 //! so a subscriber sees every change exactly once: in the state, or on the channel.
@@ -106,15 +110,29 @@ impl Hub {
     /// Watches every Rollout the client can see and applies each event, forever.
     pub async fn run(self: Arc<Self>, client: kube::Client) {
         let api = Api::<Rollout>::all(client);
-        let mut events = watcher(api, watcher::Config::default())
+        let mut events = watcher(api.clone(), watcher::Config::default())
             .default_backoff()
             .boxed();
         while let Some(event) = events.next().await {
             match event {
+                Ok(Event::InitDone) => {
+                    if let Some(version) = collection_version(&api).await {
+                        self.listed_at(version);
+                    }
+                    self.apply(Event::InitDone);
+                }
                 Ok(event) => self.apply(event),
                 Err(error) => tracing::warn!(%error, "watch of Rollouts failed; retrying"),
             }
         }
+    }
+
+    /// Records that the list being completed was taken at `version` (the collection's
+    /// resourceVersion): the next `InitDone` counts it as known, and the first one makes it the
+    /// horizon.
+    pub fn listed_at(&self, version: u64) {
+        let mut state = self.lock();
+        state.newest = state.newest.max(version);
     }
 
     /// Applies one watch event and publishes the changes it makes.
@@ -230,7 +248,7 @@ impl Hub {
         let horizon = state.horizon.unwrap_or(0);
         if let Some(after) = after.filter(|after| *after < horizon) {
             return Err(Status::out_of_range(format!(
-                "resource_version {after} is older than this server's history (from {horizon}); watch again without a resource_version"
+                "resource_version {after} is older than this server's history (it starts at {horizon}, for example because the server restarted): changes before that, deletions included, cannot be replayed; re-list: watch again without a resource_version"
             )));
         }
         let floor = after.unwrap_or(0);
@@ -269,6 +287,28 @@ impl Hub {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The Rollout collection's current resourceVersion (a one-item list), retried a few times;
+/// `None` (the newest listed Rollout's version then stands in) when the API server keeps failing.
+async fn collection_version(api: &Api<Rollout>) -> Option<u64> {
+    let params = kube::api::ListParams::default().limit(1);
+    for attempt in 1..=5u32 {
+        match api.list_metadata(&params).await {
+            Ok(list) => {
+                return list
+                    .metadata
+                    .resource_version
+                    .as_deref()
+                    .map(version_number);
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempt, "read the Rollouts' list version");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+        }
+    }
+    None
 }
 
 /// A resource version as a number; 0 when it is not one.

@@ -93,6 +93,26 @@ fn a_resumed_subscriber_gets_only_newer_changes_and_deletions() {
 }
 
 #[test]
+fn a_resume_from_before_a_restart_is_told_to_relist() {
+    // Before the restart the client saw "b" at 105; "b" was deleted (version 110) while the
+    // server was down, and the new server lists at 110 and holds only "a".
+    let hub = Hub::new(64);
+    hub.apply(Event::Init);
+    hub.apply(Event::InitApply(rollout("a", 100, 0)));
+    hub.listed_at(110);
+    hub.apply(Event::InitDone);
+    let refused = hub.subscribe(Some(105)).err().unwrap();
+    assert_eq!(refused.code(), tonic::Code::OutOfRange);
+    assert!(
+        refused.message().contains("re-list"),
+        "{}",
+        refused.message()
+    );
+    assert!(refused.message().contains("105"), "{}", refused.message());
+    assert!(hub.subscribe(Some(110)).unwrap().initial.is_empty());
+}
+
+#[test]
 fn a_relist_publishes_the_difference() {
     let hub = Hub::new(64);
     synced(&hub, &[rollout("a", 10, 0), rollout("b", 11, 0)]);

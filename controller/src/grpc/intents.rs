@@ -148,9 +148,27 @@ async fn fetch(api: &Api<Rollout>, namespace: &str, name: &str) -> Result<Rollou
         .ok_or_else(|| rollout_not_found(namespace, name))
 }
 
-/// A client that sends every request as the caller: the `Impersonate-User`, `-Uid` and
-/// `-Group` headers on top of the server's own credentials, over the same connections.
+/// A client that sends every request as the caller: the `Impersonate-User`, `-Uid`, `-Group`
+/// and `-Extra-<key>` headers on top of the server's own credentials, over the same connections.
 pub fn impersonating(client: &kube::Client, caller: &Caller) -> Result<kube::Client, Status> {
+    let headers = impersonation_headers(caller)?;
+    let base = client.clone();
+    let service = tower::service_fn(move |mut request: http::Request<kube::client::Body>| {
+        let base = base.clone();
+        for (name, value) in &headers {
+            request.headers_mut().append(name.clone(), value.clone());
+        }
+        async move { base.send(request).await }
+    });
+    Ok(kube::Client::new(service, client.default_namespace()))
+}
+
+/// The impersonation headers for `caller`: user, uid, one per group and one per extra value
+/// (`Impersonate-Extra-<key>`, the key percent-encoded as the API server expects, since keys
+/// such as `authentication.kubernetes.io/pod-name` hold characters a header name cannot).
+pub fn impersonation_headers(
+    caller: &Caller,
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, Status> {
     use http::{HeaderName, HeaderValue};
     let value = |text: &str| {
         HeaderValue::from_str(text).map_err(|_| {
@@ -169,15 +187,33 @@ pub fn impersonating(client: &kube::Client, caller: &Caller) -> Result<kube::Cli
     for group in &caller.groups {
         headers.push((HeaderName::from_static("impersonate-group"), value(group)?));
     }
-    let base = client.clone();
-    let service = tower::service_fn(move |mut request: http::Request<kube::client::Body>| {
-        let base = base.clone();
-        for (name, value) in &headers {
-            request.headers_mut().append(name.clone(), value.clone());
+    for (key, values) in &caller.extra {
+        let name = format!("impersonate-extra-{}", percent_encode_key(key));
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            Status::invalid_argument(format!(
+                "the caller's extra key {key:?} cannot be sent in a header"
+            ))
+        })?;
+        for extra in values {
+            headers.push((name.clone(), value(extra)?));
         }
-        async move { base.send(request).await }
-    });
-    Ok(kube::Client::new(service, client.default_namespace()))
+    }
+    Ok(headers)
+}
+
+/// `key` lower-cased, with every byte that may not appear in a header name (and `%`)
+/// percent-encoded.
+fn percent_encode_key(key: &str) -> String {
+    let mut encoded = String::with_capacity(key.len());
+    for byte in key.to_ascii_lowercase().bytes() {
+        let token = byte.is_ascii_alphanumeric() || b"!#$&'*+-.^_`|~".contains(&byte);
+        if token {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 #[cfg(test)]

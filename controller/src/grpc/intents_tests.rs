@@ -78,3 +78,52 @@ fn a_gate_is_decided_only_at_the_current_revision() {
     rejected.gate.as_mut().unwrap().rejected_by = Some("bob".into());
     assert!(gate_precondition(&rejected, "0123456789").is_ok());
 }
+
+#[test]
+fn impersonation_forwards_user_uid_groups_and_every_extra_value() {
+    let extra = std::collections::BTreeMap::from([
+        (
+            "authentication.kubernetes.io/pod-name".to_owned(),
+            vec!["web-0".to_owned()],
+        ),
+        (
+            "Scopes".to_owned(),
+            vec!["read".to_owned(), "write".to_owned()],
+        ),
+    ]);
+    let caller = Caller::new(
+        "system:serviceaccount:shop:ci",
+        Some("1234"),
+        &["system:serviceaccounts", "system:authenticated"],
+        extra,
+    );
+    let headers: Vec<(String, String)> = impersonation_headers(&caller)
+        .unwrap()
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    let pair = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+    assert_eq!(
+        headers,
+        [
+            pair("impersonate-user", "system:serviceaccount:shop:ci"),
+            pair("impersonate-uid", "1234"),
+            pair("impersonate-group", "system:serviceaccounts"),
+            pair("impersonate-group", "system:authenticated"),
+            pair("impersonate-extra-scopes", "read"),
+            pair("impersonate-extra-scopes", "write"),
+            pair(
+                "impersonate-extra-authentication.kubernetes.io%2Fpod-name",
+                "web-0"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn an_extra_value_that_is_no_header_value_is_refused() {
+    let extra = std::collections::BTreeMap::from([("note".to_owned(), vec!["a\nb".to_owned()])]);
+    let caller = Caller::new("alice", None, &[], extra);
+    let refused = impersonation_headers(&caller).unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+}

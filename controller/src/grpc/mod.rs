@@ -22,17 +22,27 @@
 //! in the rollout's namespace (ListRollouts and WatchRollouts without a namespace: every
 //! namespace the caller may list or watch). Successful reviews are cached for a few seconds
 //! (`--grpc-auth-cache-seconds`), keyed by a SHA-256 of the token, so the API server stays out
-//! of the hot path; a revoked binding takes effect within that time. Failures are never cached.
+//! of the hot path; a revoked binding takes effect within that time, for open WatchRollouts
+//! streams too (they re-check on the same clock and end with `PERMISSION_DENIED`). A refused
+//! token is remembered for `--grpc-auth-negative-cache-seconds`, so a flood of junk tokens is
+//! not a flood of TokenReviews; denials are not cached. Every cache is bounded.
+//!
+//! # Limits
+//!
+//! A caller (by user name) holds at most `--grpc-max-streams-per-caller` open WatchRollouts
+//! streams and the server at most `--grpc-max-streams`; one more is `RESOURCE_EXHAUSTED`
+//! naming the limit ([`limits`]).
 //!
 //! # Status codes
 //!
 //! `UNAUTHENTICATED` (no, malformed or refused token), `PERMISSION_DENIED` (the review says no,
 //! or the API server refuses the write), `NOT_FOUND` (no such rollout), `INVALID_ARGUMENT`
 //! naming the field (an empty name, a bad label selector or resource version, a rejection
-//! without a comment), `FAILED_PRECONDITION` (Approve/Reject when the rollout does not wait at
+//! without a comment), `RESOURCE_EXHAUSTED` (a stream limit), `FAILED_PRECONDITION` (Approve/Reject when the rollout does not wait at
 //! the gate of that revision or the revision is not the current one, Promote when Healthy,
 //! Abort when already aborted or Healthy, Retry when not aborted), `OUT_OF_RANGE` (a watch
-//! resumed from a version older than the server's history), `UNAVAILABLE` (the API server
+//! resumed from a version older than the server's history, for example from before a restart:
+//! the client must re-list, see [`hub`]), `UNAVAILABLE` (the API server
 //! cannot be reached, or the cache has not synced yet).
 //!
 //! # Writes
@@ -40,7 +50,7 @@
 //! Promote, Abort and Retry write `status.userAction` with the same patch as
 //! `kubectl rollgate` ([`rollgate_crds::rollout::intents`]), with `by` the authenticated user
 //! name, by server-side apply under the field manager [`FIELD_MANAGER`], while *impersonating*
-//! the caller (user, uid and groups): the admission policy `rollgate-user-actions` checks that
+//! the caller (user, uid, groups and extra): the admission policy `rollgate-user-actions` checks that
 //! `by` is the caller. Approve and Reject create the same `Approval` as
 //! `kubectl rollgate approve` ([`rollgate_crds::approval::approval_request`]), also as the
 //! caller, so the admission policy on Approvals checks the caller's own identity.
@@ -52,8 +62,10 @@
 //! - `get`, `list`, `watch` on `rollouts`, `list` on `auditrecords`, `patch` on
 //!   `rollouts/status` (`rollgate.io`), which the controller has anyway;
 //! - `impersonate` on `users`, `groups`, `uids` and `serviceaccounts` (the API server checks
-//!   the impersonation of a ServiceAccount user name as `serviceaccounts` in its namespace).
-//!   Extra fields are not impersonated, so `userextras` is not needed.
+//!   the impersonation of a ServiceAccount user name as `serviceaccounts` in its namespace),
+//!   and on `userextras/<key>` for the extra keys callers carry (`userextras/*`: a
+//!   ServiceAccount token's `authentication.kubernetes.io/pod-name`, `.../credential-id`, an
+//!   OIDC user's claims), so a policy that looks at `request.userInfo.extra` sees the caller's.
 
 pub mod audit;
 pub mod auth;
@@ -61,6 +73,8 @@ pub mod convert;
 pub mod errors;
 pub mod hub;
 pub mod intents;
+pub mod limits;
+pub mod metrics;
 pub mod selector;
 pub mod server;
 pub mod service;
@@ -90,9 +104,26 @@ pub struct GrpcSettings {
     /// Seconds a successful TokenReview or SubjectAccessReview is reused (0: never).
     #[arg(long, env = "ROLLGATE_GRPC_AUTH_CACHE_SECONDS", default_value_t = 10)]
     pub grpc_auth_cache_seconds: u64,
+    /// Seconds a refused token is remembered, so repeating it costs no TokenReview (0: never).
+    #[arg(
+        long,
+        env = "ROLLGATE_GRPC_AUTH_NEGATIVE_CACHE_SECONDS",
+        default_value_t = 3
+    )]
+    pub grpc_auth_negative_cache_seconds: u64,
     /// Changes buffered per WatchRollouts stream before a slow stream is resynchronised.
     #[arg(long, env = "ROLLGATE_GRPC_WATCH_BUFFER", default_value_t = 1024)]
     pub grpc_watch_buffer: usize,
+    /// Open WatchRollouts streams one caller (user name) may hold (0: no limit).
+    #[arg(
+        long,
+        env = "ROLLGATE_GRPC_MAX_STREAMS_PER_CALLER",
+        default_value_t = 16
+    )]
+    pub grpc_max_streams_per_caller: usize,
+    /// Open WatchRollouts streams the server holds at most (0: no limit).
+    #[arg(long, env = "ROLLGATE_GRPC_MAX_STREAMS", default_value_t = 1024)]
+    pub grpc_max_streams: usize,
 }
 
 impl Default for GrpcSettings {
@@ -102,7 +133,10 @@ impl Default for GrpcSettings {
             grpc_tls_cert: None,
             grpc_tls_key: None,
             grpc_auth_cache_seconds: 10,
+            grpc_auth_negative_cache_seconds: 3,
             grpc_watch_buffer: 1024,
+            grpc_max_streams_per_caller: 16,
+            grpc_max_streams: 1024,
         }
     }
 }

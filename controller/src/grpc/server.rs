@@ -16,6 +16,8 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use super::GrpcSettings;
 use super::auth::Authenticator;
 use super::hub::Hub;
+use super::limits::{Limits, StreamLimiter};
+use super::metrics::GrpcMetrics;
 use super::service::Rollouts;
 
 /// Why the server could not start or stopped.
@@ -66,11 +68,34 @@ pub async fn serve_on(
     client: kube::Client,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let metrics = Arc::new(GrpcMetrics::default());
+    serve_on_with(listener, settings, client, metrics, shutdown).await
+}
+
+/// [`serve_on`], counting into `metrics` (which the caller may register or read).
+pub async fn serve_on_with(
+    listener: TcpListener,
+    settings: GrpcSettings,
+    client: kube::Client,
+    metrics: Arc<GrpcMetrics>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let hub = Hub::new(settings.grpc_watch_buffer);
     let watching = tokio::spawn(hub.clone().run(client.clone()));
     let ttl = Duration::from_secs(settings.grpc_auth_cache_seconds);
-    let auth = Arc::new(Authenticator::new(client.clone(), ttl));
-    let service = Rollouts::new(client, auth, hub.clone());
+    let negative_ttl = Duration::from_secs(settings.grpc_auth_negative_cache_seconds);
+    let auth = Arc::new(Authenticator::new(
+        client.clone(),
+        ttl,
+        negative_ttl,
+        metrics.clone(),
+    ));
+    let limits = Limits {
+        per_caller: settings.grpc_max_streams_per_caller,
+        total: settings.grpc_max_streams,
+    };
+    let streams = StreamLimiter::new(limits, metrics);
+    let service = Rollouts::new(client, auth, hub.clone(), streams);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

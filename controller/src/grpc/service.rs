@@ -14,6 +14,7 @@ use super::auth::{Access, Authenticator, Caller};
 use super::errors::{required, rollout_not_found, rollout_ref};
 use super::hub::{Entry, Hub};
 use super::intents::{decide, request_action};
+use super::limits::StreamLimiter;
 use super::selector;
 use super::watch::{self, EventStream, Scope};
 
@@ -26,12 +27,24 @@ pub struct Rollouts {
     client: kube::Client,
     auth: Arc<Authenticator>,
     hub: Arc<Hub>,
+    streams: Arc<StreamLimiter>,
 }
 
 impl Rollouts {
-    /// A service that writes with `client`, authenticates with `auth` and reads `hub`.
-    pub fn new(client: kube::Client, auth: Arc<Authenticator>, hub: Arc<Hub>) -> Self {
-        Rollouts { client, auth, hub }
+    /// A service that writes with `client`, authenticates with `auth`, reads `hub` and admits
+    /// WatchRollouts streams through `streams`.
+    pub fn new(
+        client: kube::Client,
+        auth: Arc<Authenticator>,
+        hub: Arc<Hub>,
+        streams: Arc<StreamLimiter>,
+    ) -> Self {
+        Rollouts {
+            client,
+            auth,
+            hub,
+            streams,
+        }
     }
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<Arc<Caller>, Status> {
@@ -203,13 +216,15 @@ impl RolloutService for Rollouts {
             self.check(&caller, "watch", &request.namespace, "").await?;
             true
         };
+        let permit = self.streams.acquire(&caller.username)?;
         self.hub.wait_synced(SYNC_WAIT).await?;
         let scope = Scope {
             namespace: request.namespace,
             selector,
             cluster_wide,
         };
-        let stream = watch::stream(self.hub.clone(), self.auth.clone(), caller, scope, after)?;
+        let (hub, auth) = (self.hub.clone(), self.auth.clone());
+        let stream = watch::stream(hub, auth, caller, (scope, after), permit)?;
         Ok(Response::new(stream))
     }
 

@@ -5,8 +5,17 @@
 //! A stream that falls more than the channel's buffer behind (a slow client) is not cut off: it
 //! resubscribes from the last version it handled and so receives the newest state of every
 //! Rollout that changed meanwhile (intermediate states are skipped, as a Kubernetes watch
-//! that relists does). Without a namespace, each namespace is checked once per stream with a
-//! SubjectAccessReview (`watch` on `rollouts`), unless the caller may watch at the cluster scope.
+//! that relists does). Without a namespace, each namespace is checked with a SubjectAccessReview
+//! (`watch` on `rollouts`), unless the caller may watch at the cluster scope.
+//!
+//! # Losing access
+//!
+//! An open stream re-checks its caller's access on the clock of the authentication cache
+//! ([`Authenticator::ttl`], at least every second), asking the API server afresh, so a revoked
+//! RoleBinding ends delivery within that time, as it does for unary calls: a stream of one
+//! namespace ends with `PERMISSION_DENIED`; a stream of every namespace stops delivering the
+//! namespaces no longer allowed (and loses its cluster-wide view if that went). The stream
+//! holds a [`StreamPermit`] of the stream limits for as long as it lives.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -15,11 +24,18 @@ use std::sync::Arc;
 use futures::Stream;
 use kube::core::{Selector, SelectorExt};
 use rollgate_proto::v1::{RolloutEvent, rollout_event::Type};
+use std::time::Duration;
+
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tonic::Status;
 
-use super::auth::{Access, Authenticator, Caller};
+use super::auth::{Access, Authenticator, Caller, denied};
 use super::hub::{Change, Hub};
+use super::limits::StreamPermit;
+
+/// The shortest time between two re-checks of an open stream's access.
+const MIN_RECHECK: Duration = Duration::from_secs(1);
 
 /// The stream type of WatchRollouts.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<RolloutEvent, Status>> + Send>>;
@@ -34,16 +50,22 @@ pub struct Scope {
     pub cluster_wide: bool,
 }
 
-/// A stream for `caller` over `scope`, resumed after version `after` if given.
+/// A stream for `caller` over `scope`, resumed after version `after` if given, holding
+/// `permit` while it lives.
 pub fn stream(
     hub: Arc<Hub>,
     auth: Arc<Authenticator>,
     caller: Arc<Caller>,
-    scope: Scope,
-    after: Option<u64>,
+    (scope, after): (Scope, Option<u64>),
+    permit: StreamPermit,
 ) -> Result<EventStream, Status> {
     let subscription = hub.subscribe(after)?;
+    let period = auth.ttl().max(MIN_RECHECK);
+    let mut recheck = tokio::time::interval_at(Instant::now() + period, period);
+    recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = StreamState {
+        _permit: permit,
+        recheck,
         hub,
         auth,
         caller,
@@ -70,6 +92,8 @@ pub fn stream(
 }
 
 struct StreamState {
+    _permit: StreamPermit,
+    recheck: Interval,
     hub: Arc<Hub>,
     auth: Arc<Authenticator>,
     caller: Arc<Caller>,
@@ -102,7 +126,15 @@ impl StreamState {
                     resource_version: self.processed.to_string(),
                 }));
             }
-            match self.receiver.recv().await {
+            let received = tokio::select! {
+                biased;
+                _ = self.recheck.tick() => {
+                    self.recheck_access().await?;
+                    continue;
+                }
+                received = self.receiver.recv() => received,
+            };
+            match received {
                 Ok(change) => {
                     self.processed = self.processed.max(change.entry.version);
                     if change.entry.version <= self.after {
@@ -149,15 +181,43 @@ impl StreamState {
         if let Some(allowed) = self.allowed.get(namespace) {
             return Ok(*allowed);
         }
-        let access = Access {
-            verb: "watch",
-            resource: "rollouts",
-            subresource: "",
-            namespace,
-            name: "",
-        };
-        let allowed = self.auth.allowed(&self.caller, &access).await?;
+        let allowed = self
+            .auth
+            .allowed_now(&self.caller, &watch_access(namespace))
+            .await?;
         self.allowed.insert(namespace.to_owned(), allowed);
         Ok(allowed)
+    }
+
+    /// Asks the API server again whether the caller may still watch what the stream selects:
+    /// `PERMISSION_DENIED` for a namespace's stream that may not; a stream of every namespace
+    /// forgets what it knew and re-checks each namespace at its next change.
+    async fn recheck_access(&mut self) -> Result<(), Status> {
+        self.allowed.clear();
+        let namespace = self.scope.namespace.as_str();
+        if namespace.is_empty() && !self.scope.cluster_wide {
+            return Ok(());
+        }
+        let access = watch_access(namespace);
+        if self.auth.allowed_now(&self.caller, &access).await? {
+            return Ok(());
+        }
+        if namespace.is_empty() {
+            tracing::info!(caller = %self.caller.username, "a WatchRollouts stream lost its cluster-wide view");
+            self.scope.cluster_wide = false;
+            return Ok(());
+        }
+        tracing::info!(caller = %self.caller.username, %namespace, "a WatchRollouts stream lost access and ends");
+        Err(denied(&self.caller, &access))
+    }
+}
+
+fn watch_access(namespace: &str) -> Access<'_> {
+    Access {
+        verb: "watch",
+        resource: "rollouts",
+        subresource: "",
+        namespace,
+        name: "",
     }
 }

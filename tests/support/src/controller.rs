@@ -31,6 +31,9 @@ pub struct ControllerOptions {
     pub verify_images: bool,
     /// Registries reached over plain HTTP (`ROLLGATE_INSECURE_REGISTRIES`).
     pub insecure_registries: Vec<String>,
+    /// The file holding the token the controller sends to the analysis service
+    /// (`ROLLGATE_ANALYSIS_TOKEN_FILE`), if any.
+    pub analysis_token_file: Option<PathBuf>,
     /// The kubeconfig the controller runs with (for example a ServiceAccount token's); the
     /// cluster's admin kubeconfig when `None`.
     pub kubeconfig: Option<PathBuf>,
@@ -47,6 +50,7 @@ impl ControllerOptions {
             name: name.to_owned(),
             lease_duration_seconds: 4,
             analysis_addr: None,
+            analysis_token_file: None,
             verify_images: false,
             insecure_registries: Vec::new(),
             kubeconfig: None,
@@ -79,6 +83,9 @@ impl ControllerProcess {
         let mut command = Command::new(crate::tools::cluster_binary()?);
         if let Some(address) = &options.analysis_addr {
             command.env("ROLLGATE_ANALYSIS_ADDR", address);
+        }
+        if let Some(file) = &options.analysis_token_file {
+            command.env("ROLLGATE_ANALYSIS_TOKEN_FILE", file);
         }
         let verification = if options.verify_images {
             "enforce"
@@ -195,8 +202,11 @@ static SHARED: OnceLock<std::result::Result<ControllerProcess, String>> = OnceLo
 pub fn shared_controller() -> &'static ControllerProcess {
     let started = SHARED.get_or_init(|| {
         let analysis = shared_analysis_server().map_err(|error| format!("{error:#}"))?;
+        let token = crate::analysis::controller_token_file(crate::shared_cluster())
+            .map_err(|error| format!("{error:#}"))?;
         let options = ControllerOptions {
             analysis_addr: Some(analysis.grpc_url()),
+            analysis_token_file: Some(token),
             ..ControllerOptions::named("controller-shared")
         };
         ControllerProcess::start(crate::shared_cluster(), &options)
@@ -210,10 +220,13 @@ pub fn shared_controller() -> &'static ControllerProcess {
 
 static SHARED_ANALYSIS: OnceLock<std::result::Result<AnalysisServer, String>> = OnceLock::new();
 
-/// The analysis service the shared controller measures through, started once per test process.
+/// The analysis service the shared controller measures through, started once per test process;
+/// it admits only the shared controller's ServiceAccount.
 pub fn shared_analysis_server() -> Result<&'static AnalysisServer> {
-    let started = SHARED_ANALYSIS
-        .get_or_init(|| AnalysisServer::start().map_err(|error| format!("{error:#}")));
+    let started = SHARED_ANALYSIS.get_or_init(|| {
+        AnalysisServer::start_for_controller(crate::shared_cluster())
+            .map_err(|error| format!("{error:#}"))
+    });
     match started {
         Ok(server) => Ok(server),
         Err(error) => bail!("the analysis service could not start: {error}"),

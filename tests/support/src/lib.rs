@@ -35,7 +35,7 @@ pub mod registry;
 pub mod signing;
 pub mod tools;
 
-pub use analysis::AnalysisServer;
+pub use analysis::{AnalysisServer, Callers};
 pub use cluster::{Cluster, shared_cluster};
 pub use controller::{ControllerOptions, ControllerProcess, shared_controller};
 pub use demo_app::{DemoApp, LoadGenerator};

@@ -19,6 +19,16 @@ pub fn free_port() -> Result<u16> {
 /// Starts `program args…` under the cluster binary's `supervise` command, with output appended
 /// to `log`. The server stops when the returned child is killed or the test process exits.
 pub fn spawn_supervised(program: &str, args: &[String], log: &Path) -> Result<Child> {
+    spawn_supervised_with_env(program, args, &[], log)
+}
+
+/// [`spawn_supervised`] with `env` added to the process' environment.
+pub fn spawn_supervised_with_env(
+    program: &str,
+    args: &[String],
+    env: &[(String, String)],
+    log: &Path,
+) -> Result<Child> {
     let supervisor = tools::cluster_binary()?;
     let log_file =
         std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
@@ -27,6 +37,7 @@ pub fn spawn_supervised(program: &str, args: &[String], log: &Path) -> Result<Ch
         .arg("--")
         .arg(program)
         .args(args)
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)

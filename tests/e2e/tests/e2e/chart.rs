@@ -311,9 +311,16 @@ fn install() -> anyhow::Result<Installed> {
         &["--grpc-addr", "--admin-addr"],
     );
     let analysis_args: Vec<&str> = analysis_args.iter().map(String::as_str).collect();
-    let analysis = AnalysisServer::start_binary(&analysis_binary()?, &analysis_args)?;
+    // The chart's analysis service reviews its callers' tokens (the chart's controller's).
+    let callers = rollgate_testsupport::Callers::Reviewed {
+        cluster: &cluster,
+        allowed: &[],
+    };
+    let analysis = AnalysisServer::start_with(&analysis_binary()?, callers, &analysis_args)?;
 
     let token = service_account_token(&cluster, NAMESPACE, "rollgate-controller")?;
+    let analysis_token = cluster.dir().join("controller.token");
+    std::fs::write(&analysis_token, &token)?;
     let controller_kubeconfig = cluster.dir().join("controller.kubeconfig");
     token_kubeconfig(&cluster, &token, &controller_kubeconfig)?;
     let grpc_port = rollgate_testsupport::process::free_port()?;
@@ -324,8 +331,13 @@ fn install() -> anyhow::Result<Installed> {
             "--grpc-addr",
             "--instance",
             "--analysis-addr",
+            "--analysis-token-file",
         ],
     );
+    args.push(format!(
+        "--analysis-token-file={}",
+        analysis_token.display()
+    ));
     args.push(format!("--grpc-addr=127.0.0.1:{grpc_port}"));
     args.push(format!("--analysis-addr={}", analysis.grpc_url()));
     let options = ControllerOptions {
