@@ -54,6 +54,7 @@ build_tool() {
 build_tool cosign github.com/sigstore/cosign/v3/cmd/cosign
 build_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 build_tool helm helm.sh/helm/v4/cmd/helm
+build_tool crane github.com/google/go-containerregistry/cmd/crane
 
 # --- The Rust workspace -----------------------------------------------------------------------
 log "building the Rust workspace"
