@@ -17,6 +17,11 @@ log() { printf '==> %s\n' "$*"; }
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
+# scripts/images.sh: jq writes the provenance, curl waits for its registry, the images carry
+# Debian's CA bundle.
+command -v jq >/dev/null || missing+=(jq)
+command -v curl >/dev/null || missing+=(curl)
+[ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   sudo_cmd=()
