@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`. Both work on a fresh machine.
-.PHONY: demo test setup check vet-go crds bench
+.PHONY: demo test setup check vet-go crds bench images
 
 demo: setup
 	bash scripts/demo.sh
@@ -36,3 +36,12 @@ bench: setup
 	$(TARGET)/release/grpc_watch
 	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/fleet $(FLEET)
 	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/breach_to_abort
+
+# rollgate's images (controller, analysis, demo-app, pause), built without a container engine,
+# pushed to REGISTRY (host[:port][/prefix]; empty: a local registry started for the run),
+# signed with COSIGN_KEY (empty: a key generated into target/images) and attested (SPDX SBOM,
+# SLSA provenance). Prints the digests; writes target/images/values-images.yaml for the chart.
+REGISTRY ?=
+COSIGN_KEY ?=
+images: setup
+	bash scripts/images.sh $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(COSIGN_KEY),--key $(COSIGN_KEY))

@@ -17,6 +17,16 @@ log() { printf '==> %s\n' "$*"; }
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
+# scripts/images.sh: jq writes the provenance, curl waits for its registry, the images carry
+# Debian's CA bundle.
+command -v jq >/dev/null || missing+=(jq)
+command -v curl >/dev/null || missing+=(curl)
+[ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+# The real node (`up --real-node`): runc, the CNI plugins, iptables and conntrack.
+command -v runc >/dev/null || missing+=(runc)
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null || missing+=(iptables)
+command -v conntrack >/dev/null || missing+=(conntrack)
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   sudo_cmd=()
@@ -54,6 +64,23 @@ build_tool() {
 build_tool cosign github.com/sigstore/cosign/v3/cmd/cosign
 build_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 build_tool helm helm.sh/helm/v4/cmd/helm
+build_tool crane github.com/google/go-containerregistry/cmd/crane
+
+# --- The real node's runtime: containerd v2, its runc shim and ctr (tests/tools/containerd) ---
+for tool in containerd containerd-shim-runc-v2 ctr; do
+  binary="$tools_dir/$tool"
+  newest=$(ls -t tests/tools/containerd/go.mod tests/tools/containerd/go.sum | head -n 1)
+  if [ ! -x "$binary" ] || [ "$newest" -nt "$binary" ]; then
+    log "building $tool (cold: about 2 min on 2 cores; cached: seconds)"
+    start=$(date +%s)
+    (cd tests/tools/containerd && go build -trimpath -tags no_btrfs -ldflags "-s -w" -o "$binary" "github.com/containerd/containerd/v2/cmd/$tool")
+    log "built $binary in $(( $(date +%s) - start )) s"
+  fi
+done
+# The real node's test workload (tests/cluster/probe, standard library only).
+if [ ! -x "$tools_dir/rollgate-probe" ] || [ tests/cluster/probe/main.go -nt "$tools_dir/rollgate-probe" ]; then
+  (cd tests/cluster && go build -trimpath -ldflags "-s -w" -o "$tools_dir/rollgate-probe" ./probe)
+fi
 
 # --- The Rust workspace -----------------------------------------------------------------------
 log "building the Rust workspace"

@@ -22,6 +22,8 @@ type pki struct {
 	caCert, caKey           string
 	servingCert, servingKey string
 	adminCert, adminKey     string
+	nodeCert, nodeKey       string // the real node's kubelet: system:node:<name> in system:nodes
+	proxyCert, proxyKey     string // the real node's kube-proxy: system:kube-proxy
 	serviceAccountKey       string
 }
 
@@ -33,6 +35,10 @@ func newPKI(dir string) (*pki, error) {
 		servingKey:        filepath.Join(dir, "apiserver.key"),
 		adminCert:         filepath.Join(dir, "admin.crt"),
 		adminKey:          filepath.Join(dir, "admin.key"),
+		nodeCert:          filepath.Join(dir, "node.crt"),
+		nodeKey:           filepath.Join(dir, "node.key"),
+		proxyCert:         filepath.Join(dir, "kube-proxy.crt"),
+		proxyKey:          filepath.Join(dir, "kube-proxy.key"),
 		serviceAccountKey: filepath.Join(dir, "service-account.key"),
 	}
 	now := time.Now().Add(-time.Hour)
@@ -73,7 +79,9 @@ func newPKI(dir string) (*pki, error) {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default",
 			"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1")},
+		// Loopback, the real node's address (the API server listens there with --real-node) and
+		// the `kubernetes` Service's ClusterIP, which pods use.
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(nodeIP), net.ParseIP(kubernetesServiceIP)},
 	}
 	if err := issue(serving, ca, caKey, p.servingCert, p.servingKey); err != nil {
 		return nil, err
@@ -89,6 +97,12 @@ func newPKI(dir string) (*pki, error) {
 	if err := issue(admin, ca, caKey, p.adminCert, p.adminKey); err != nil {
 		return nil, err
 	}
+	if err := issue(clientTemplate(4, "system:node:"+nodeName, "system:nodes", now), ca, caKey, p.nodeCert, p.nodeKey); err != nil {
+		return nil, err
+	}
+	if err := issue(clientTemplate(5, "system:kube-proxy", "", now), ca, caKey, p.proxyCert, p.proxyKey); err != nil {
+		return nil, err
+	}
 
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -99,6 +113,22 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// clientTemplate is a client certificate for user cn in group org (none if empty).
+func clientTemplate(serial int64, cn, org string, now time.Time) *x509.Certificate {
+	subject := pkix.Name{CommonName: cn}
+	if org != "" {
+		subject.Organization = []string{org}
+	}
+	return &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      subject,
+		NotBefore:    now,
+		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
 }
 
 func issue(template, ca *x509.Certificate, caKey *ecdsa.PrivateKey, certPath, keyPath string) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -13,7 +14,9 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 	kwokconfig "sigs.k8s.io/kwok/pkg/config"
 	kwokcmd "sigs.k8s.io/kwok/pkg/kwok/cmd"
 	kwoklog "sigs.k8s.io/kwok/pkg/log"
@@ -32,6 +35,16 @@ func runControllerManager() {
 
 func runScheduler() {
 	os.Exit(cli.Run(scheduler.NewSchedulerCommand()))
+}
+
+// runKubelet runs the real kubelet of the real node (`up --real-node`).
+func runKubelet() {
+	os.Exit(cli.Run(kubelet.NewKubeletCommand(context.Background())))
+}
+
+// runKubeProxy runs the real kube-proxy of the real node (`up --real-node`).
+func runKubeProxy() {
+	os.Exit(cli.Run(proxy.NewProxyCommand()))
 }
 
 func runKubectl() {

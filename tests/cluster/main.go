@@ -24,6 +24,10 @@ var components = map[string]func(){
 	"kube-controller-manager": runControllerManager,
 	"kube-scheduler":          runScheduler,
 	"kwok":                    runKwok,
+	"kubelet":                 runKubelet,
+	"kube-proxy":              runKubeProxy,
+	"cleanup-node":            runCleanupNode,
+	"image-archive":           runImageArchive,
 	"kubectl":                 runKubectl,
 	"supervise":               runSupervise,
 }

@@ -32,6 +32,7 @@ type upOptions struct {
 	dir     string
 	nodes   int
 	timeout time.Duration
+	node    nodeOptions
 }
 
 // runUp starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok as child
@@ -44,6 +45,9 @@ func runUp() {
 	fs.StringVar(&opts.dir, "dir", "", "working directory for data, certificates, logs and the kubeconfig (required)")
 	fs.IntVar(&opts.nodes, "nodes", 2, "number of fake kwok nodes")
 	fs.DurationVar(&opts.timeout, "timeout", 3*time.Minute, "how long to wait for the cluster to become ready")
+	fs.BoolVar(&opts.node.enabled, "real-node", false, "also run one real node (kubelet, kube-proxy, containerd, runc) beside the kwok nodes; needs root")
+	fs.StringVar(&opts.node.sandboxImage, "sandbox-image", "", "the pause image the real node's pod sandboxes use; it must be in an --import tarball")
+	fs.Var(&opts.node.imports, "import", "an image tarball to import into the real node's containerd (repeatable)")
 	exitWithParent := fs.Bool("exit-with-parent", false, "stop the cluster when the process that started it exits")
 	removeDir := fs.Bool("remove-dir", false, "remove --dir once the cluster has stopped")
 	_ = fs.Parse(os.Args[1:])
@@ -101,12 +105,13 @@ type cluster struct {
 	server    string
 	children  []*exec.Cmd
 	exited    chan childExit
-	reaped    int // children whose exit has been received from exited
+	reaped    int       // children whose exit has been received from exited
+	node      *realNode // the real node, with --real-node
 	failStart context.CancelCauseFunc
 }
 
 func (c *cluster) start(opts upOptions) (string, error) {
-	c.exited = make(chan childExit, 8)
+	c.exited = make(chan childExit, 16)
 	dir, err := filepath.Abs(opts.dir)
 	if err != nil {
 		return "", err
@@ -126,9 +131,19 @@ func (c *cluster) start(opts upOptions) (string, error) {
 	}
 	etcdClient := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	etcdPeer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	c.server = fmt.Sprintf("https://127.0.0.1:%d", ports[2])
+	// With a real node the API server listens on the node's address, which both the host and
+	// the pods reach, and the `kubernetes` Service's endpoint is that address.
+	apiAddress, reconciler := "127.0.0.1", "none"
+	if opts.node.enabled {
+		c.node = &realNode{dir: filepath.Join(dir, "node"), options: opts.node}
+		if err := c.node.prepareHost(); err != nil {
+			return "", err
+		}
+		apiAddress, reconciler = nodeIP, "lease"
+	}
+	c.server = fmt.Sprintf("https://%s:%d", apiAddress, ports[2])
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(kubeconfig, c.server, certs); err != nil {
+	if err := writeKubeconfig(kubeconfig, c.server, certs.caCert, certs.adminCert, certs.adminKey); err != nil {
 		return "", err
 	}
 
@@ -147,10 +162,15 @@ func (c *cluster) start(opts upOptions) (string, error) {
 	}
 	if err := c.spawn(dir, "kube-apiserver",
 		"--etcd-servers="+etcdClient,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
+		"--bind-address="+apiAddress,
+		"--advertise-address="+apiAddress,
 		fmt.Sprintf("--secure-port=%d", ports[2]),
-		"--endpoint-reconciler-type=none",
+		"--endpoint-reconciler-type="+reconciler,
+		// The API server reaches the real node's kubelet (logs, exec) at its InternalIP, as
+		// the admin user, and the kubelet checks that certificate against the cluster's CA.
+		"--kubelet-preferred-address-types=InternalIP",
+		"--kubelet-client-certificate="+certs.adminCert,
+		"--kubelet-client-key="+certs.adminKey,
 		"--tls-cert-file="+certs.servingCert,
 		"--tls-private-key-file="+certs.servingKey,
 		"--client-ca-file="+certs.caCert,
@@ -165,7 +185,7 @@ func (c *cluster) start(opts upOptions) (string, error) {
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+certs.serviceAccountKey,
 		"--service-account-signing-key-file="+certs.serviceAccountKey,
-		"--service-cluster-ip-range=10.96.0.0/16",
+		"--service-cluster-ip-range="+serviceCIDR,
 		"--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
 	); err != nil {
@@ -220,7 +240,7 @@ func (c *cluster) start(opts upOptions) (string, error) {
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--node-port=0",
-		"--cidr=10.244.0.0/16",
+		"--cidr="+kwokPodCIDR,
 		"--node-ip=127.0.0.1",
 	); err != nil {
 		return "", err
@@ -234,6 +254,14 @@ func (c *cluster) start(opts upOptions) (string, error) {
 	if err := waitDefaultServiceAccount(deadline, client); err != nil {
 		return "", err
 	}
+	if c.node != nil {
+		if err := c.node.start(deadline, c, certs, c.server); err != nil {
+			return "", fmt.Errorf("real node: %w", err)
+		}
+		if err := waitNodeReady(deadline, client, nodeName); err != nil {
+			return "", fmt.Errorf("real node: %w", err)
+		}
+	}
 	return kubeconfig, nil
 }
 
@@ -243,15 +271,21 @@ func (c *cluster) spawn(dir, name string, args ...string) error {
 	if err != nil {
 		return err
 	}
+	return c.startChild(dir, name, exec.Command(self, append([]string{name}, args...)...))
+}
+
+// startChild starts cmd as the named child, logging to <dir>/logs/<name>.log; it gets SIGTERM
+// when this process dies.
+func (c *cluster) startChild(dir, name string, cmd *exec.Cmd) error {
 	logFile, err := os.Create(filepath.Join(dir, "logs", name+".log"))
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, append([]string{name}, args...)...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	c.children = append(c.children, cmd)
@@ -265,8 +299,16 @@ func (c *cluster) spawn(dir, name string, args ...string) error {
 }
 
 // stop terminates the children in reverse start order, so etcd goes last, and waits for them:
-// SIGTERM, then SIGKILL to any still running after 15 seconds.
+// SIGTERM, then SIGKILL to any still running after 15 seconds. Then it undoes the real node's
+// changes to the host.
 func (c *cluster) stop() {
+	defer func() {
+		if c.node != nil {
+			if err := teardownNode(c.node.dir); err != nil {
+				log.Printf("up: real node teardown: %v", err)
+			}
+		}
+	}()
 	for i := len(c.children) - 1; i >= 0; i-- {
 		_ = c.children[i].Process.Signal(syscall.SIGTERM)
 	}
@@ -324,20 +366,21 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func writeKubeconfig(path, server string, certs *pki) error {
+// writeKubeconfig writes a kubeconfig for the client certificate certPath.
+func writeKubeconfig(path, server, caPath, certPath, keyPath string) error {
 	read := func(p string) (string, error) {
 		data, err := os.ReadFile(p)
 		return base64.StdEncoding.EncodeToString(data), err
 	}
-	ca, err := read(certs.caCert)
+	ca, err := read(caPath)
 	if err != nil {
 		return err
 	}
-	cert, err := read(certs.adminCert)
+	cert, err := read(certPath)
 	if err != nil {
 		return err
 	}
-	key, err := read(certs.adminKey)
+	key, err := read(keyPath)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,12 @@ pub fn shared_cluster() -> &'static Cluster {
 impl Cluster {
     /// Starts a new cluster in a temporary directory and waits for its ready line.
     pub fn start() -> Result<Self> {
+        Self::start_with(|_| Vec::new())
+    }
+
+    /// Starts a new cluster like [`Cluster::start`], with more `up` flags, made from the
+    /// cluster's directory (for files they name).
+    pub fn start_with(extra_args: impl FnOnce(&Path) -> Vec<std::ffi::OsString>) -> Result<Self> {
         let binary = tools::cluster_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("rollgate-cluster-")
@@ -56,6 +62,7 @@ impl Cluster {
         let mut up = Command::new(&binary)
             .args(["up", "--exit-with-parent", "--remove-dir", "--dir"])
             .arg(dir.path())
+            .args(extra_args(dir.path()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&up_log)?)

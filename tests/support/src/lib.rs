@@ -9,6 +9,8 @@
 //!   dropped.
 //! - [`demo_app`] and [`analysis`]: the workspace's demo workload (one process per revision,
 //!   with a load generator) and analysis service, built from the workspace on first use.
+//! - [`real_node`]: a cluster of its own with one real node (kubelet, kube-proxy, containerd,
+//!   runc), and [`host_snapshot`] to check that stopping it leaves the host as it was.
 //! - [`identity`] and [`grpcurl`]: ServiceAccounts with tokens and RBAC grants for tests of the
 //!   gRPC API, and grpcurl built from its Go module (`tests/tools/grpcurl`).
 //!
@@ -25,12 +27,14 @@ pub mod demo_app;
 pub mod gateway_api;
 pub mod grpcurl;
 pub mod helm;
+pub mod host_snapshot;
 pub mod identity;
 pub mod manifests;
 pub mod namespace;
 pub mod oci_push;
 pub mod process;
 pub mod prometheus;
+pub mod real_node;
 pub mod registry;
 pub mod signing;
 pub mod tools;

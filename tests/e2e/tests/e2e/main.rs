@@ -11,6 +11,7 @@ mod demo;
 mod examples;
 mod fixtures;
 mod identity;
+mod real_node;
 mod rollout_analysis;
 mod rollout_approval;
 mod rollout_canary;

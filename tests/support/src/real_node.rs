@@ -1,0 +1,146 @@
+//! A cluster of its own with one real node (`rollgate-cluster up --real-node`): containerd,
+//! runc and the CNI bridge plugin, the kubelet and kube-proxy, beside the kwok nodes; it runs
+//! real pods from images built here.
+//!
+//! Only one real node can run on a machine (the kubelet's and kube-proxy's ports are fixed), so
+//! [`RealNodeCluster::start`] waits for the one before it in this process to stop. It needs
+//! root, and the Debian packages `runc`, `containernetworking-plugins`, `iptables` and
+//! `conntrack` (`scripts/setup.sh` installs them). The images imported into its containerd are
+//! the pause image (`scripts/images.sh --images pause`, built when missing) and the probe
+//! ([`PROBE_IMAGE`]), an HTTP server that reaches the API server through the `kubernetes`
+//! Service.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+use anyhow::{Context, Result, bail};
+
+use crate::cluster::Cluster;
+use crate::tools;
+
+/// The real node's name.
+pub const NODE_NAME: &str = "rollgate-real-node";
+
+/// The probe image, imported into the node's containerd (pods must use
+/// `imagePullPolicy: Never`). It listens on port 8080: `/ready` is 200 once the API server has
+/// answered the pod, `/` tells as JSON the address it used (`apiServer`) and who the API server
+/// says the pod is (`user`).
+pub const PROBE_IMAGE: &str = "rollgate.test/probe:1";
+
+/// The port the probe listens on.
+pub const PROBE_PORT: u16 = 8080;
+
+static ONE_REAL_NODE: Mutex<()> = Mutex::new(());
+
+/// A running cluster with a real node. Dropping it stops the cluster, and `up` undoes the
+/// node's changes to the host.
+pub struct RealNodeCluster {
+    cluster: Cluster,
+    _only_one: MutexGuard<'static, ()>,
+}
+
+impl RealNodeCluster {
+    /// Builds the images, starts the cluster and waits until the real node is Ready (`up`
+    /// prints its ready line only then). Blocking.
+    pub fn start() -> Result<Self> {
+        let only_one = ONE_REAL_NODE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (pause, pause_name) = pause_image()?;
+        let probe = probe_binary()?;
+        let binary = tools::cluster_binary()?;
+        let mut archive_error = None;
+        let cluster = Cluster::start_with(|dir| {
+            let probe_archive = dir.join("probe.tar");
+            let made = Command::new(&binary)
+                .args(["image-archive", "--name", PROBE_IMAGE, "--binary"])
+                .arg(&probe)
+                .arg("--out")
+                .arg(&probe_archive)
+                .args(["--", "--listen", &format!(":{PROBE_PORT}")])
+                .output();
+            match made {
+                Ok(out) if out.status.success() => {}
+                Ok(out) => archive_error = Some(String::from_utf8_lossy(&out.stderr).into_owned()),
+                Err(error) => archive_error = Some(error.to_string()),
+            }
+            let mut args: Vec<OsString> =
+                ["--real-node", "--sandbox-image", &pause_name, "--import"]
+                    .into_iter()
+                    .map(OsString::from)
+                    .collect();
+            args.push(pause.clone().into());
+            args.push("--import".into());
+            args.push(probe_archive.into());
+            args
+        });
+        if let Some(error) = archive_error {
+            bail!("image-archive of the probe: {error}");
+        }
+        Ok(Self {
+            cluster: cluster?,
+            _only_one: only_one,
+        })
+    }
+
+    /// The cluster (kubeconfig, kubectl, clients, its directory).
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Stops the cluster and waits until `up` has exited, its teardown done.
+    pub fn stop(self) -> Result<()> {
+        self.cluster.stop()
+    }
+}
+
+/// The pause image's tarball and name, built by `scripts/images.sh` when missing.
+fn pause_image() -> Result<(PathBuf, String)> {
+    let root = tools::workspace_root();
+    let archive = root.join("target/images/rollgate-pause.tar");
+    let name = format!(
+        "rollgate.local/rollgate-pause:{}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if !archive.exists() {
+        let status = Command::new("bash")
+            .arg(root.join("scripts/images.sh"))
+            .args(["--images", "pause", "--no-sign"])
+            .current_dir(&root)
+            .status()
+            .context("run scripts/images.sh")?;
+        if !status.success() || !archive.exists() {
+            bail!(
+                "scripts/images.sh --images pause did not write {}",
+                archive.display()
+            );
+        }
+    }
+    Ok((archive, name))
+}
+
+/// The probe's static binary, built from `tests/cluster/probe` when missing or stale.
+fn probe_binary() -> Result<PathBuf> {
+    let module = tools::workspace_root().join("tests/cluster");
+    let source = module.join("probe/main.go");
+    let binary = tools::tools_dir().join("rollgate-probe");
+    let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
+    if modified(&binary).is_none_or(|built| modified(&source).is_some_and(|s| s > built)) {
+        std::fs::create_dir_all(tools::tools_dir())?;
+        let status = Command::new("go")
+            .args(["build", "-trimpath", "-ldflags", "-s -w", "-o"])
+            .arg(&binary)
+            .arg("./probe")
+            .current_dir(&module)
+            .env("GOTOOLCHAIN", "local")
+            .env("CGO_ENABLED", "0")
+            .status()
+            .context("run `go build ./probe` in tests/cluster")?;
+        if !status.success() {
+            bail!("`go build ./probe` failed: {status}");
+        }
+    }
+    Ok(binary)
+}
