@@ -34,6 +34,7 @@ bench: setup
 	$(TARGET)/release/judge_simulation
 	$(TARGET)/release/verify_latency
 	$(TARGET)/release/grpc_watch
+	$(TARGET)/release/audit_log
 	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/fleet $(FLEET)
 	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/breach_to_abort
 

@@ -3,7 +3,8 @@
 //!
 //! The samples come in the request, or, when `queries` is set, from the canary and baseline
 //! queries, which the service templates and runs itself (a range query over `window`, every
-//! sample of every series). Verdicts: Pass is SUCCESSFUL; High or Low, or a failing critical
+//! series' samples thinned to one per the query's longest range selector, so that
+//! overlapping windows are not counted as independent samples: [`crate::judge::samples`]). Verdicts: Pass is SUCCESSFUL; High or Low, or a failing critical
 //! metric, is FAILED; NoData is FAILED when the metric must have data and INCONCLUSIVE
 //! otherwise, never a pass. A query that fails is an ERROR verdict, as in `Evaluate`.
 //!
@@ -19,7 +20,9 @@ use rollgate_proto::v1::{
 use tonic::Status;
 
 use crate::evaluate::{range_window, template};
+use crate::judge::samples::{range_of, thin};
 use crate::judge::{Classification, Direction, MetricConfig, NanStrategy, compare};
+use crate::prometheus::QueryResult;
 use crate::service::Analysis;
 
 impl Analysis {
@@ -56,7 +59,7 @@ impl Analysis {
             _ if judgement.failed_critical => Verdict::Failed,
             Classification::Pass => Verdict::Successful,
             Classification::High | Classification::Low => Verdict::Failed,
-            Classification::NoData if config.must_have_data => Verdict::Failed,
+            Classification::NoData if judgement.no_data_failure => Verdict::Failed,
             Classification::NoData => Verdict::Inconclusive,
         };
         let classification = match judgement.classification {
@@ -129,11 +132,22 @@ impl Analysis {
                 .observe(result.elapsed.as_secs_f64());
         }
         Ok(Ok((
-            canary.samples(),
-            baseline.samples(),
+            independent(&canary, &canary_query),
+            independent(&baseline, &baseline_query),
             (canary_query, baseline_query),
         )))
     }
+}
+
+/// Every series' samples, thinned to one per the query's longest range
+/// ([`crate::judge::samples`]): overlapping windows would be dependent samples.
+fn independent(result: &QueryResult, query: &str) -> Vec<f64> {
+    let spacing = range_of(query).unwrap_or_default();
+    result
+        .series
+        .iter()
+        .flat_map(|series| thin(&series.timestamps, &series.values, spacing))
+        .collect()
 }
 
 /// The judge's configuration from the request, zero meaning "unset".
@@ -155,7 +169,8 @@ fn config(comparison: &v1::Comparison) -> MetricConfig {
     config.must_have_data = comparison.must_have_data;
     config.nan_strategy = match comparison.nan_strategy() {
         v1::NanStrategy::ReplaceWithZero => NanStrategy::ReplaceWithZero,
-        v1::NanStrategy::Remove | v1::NanStrategy::Unspecified => NanStrategy::Remove,
+        v1::NanStrategy::Remove => NanStrategy::Remove,
+        v1::NanStrategy::Worst | v1::NanStrategy::Unspecified => NanStrategy::Worst,
     };
     config.weight = or(comparison.weight, 1.0);
     config.confidence = or(comparison.confidence, config.confidence);

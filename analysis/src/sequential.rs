@@ -1,5 +1,6 @@
-//! `Compare` with `sequential`: a mixture SPRT ([`crate::judge::SequentialTest`]) of the
-//! canary's error rate against the baseline's, without state between calls.
+//! `Compare` with `sequential`: a sequential test ([`crate::judge::ErrorRateTest`]: the mixture
+//! SPRT or the betting test, as the request's `method` says; unspecified is the mixture SPRT)
+//! of the canary's error rate against the baseline's, without state between calls.
 //!
 //! The four queries return running totals (errors and requests of each revision). The service
 //! reads them with range queries over the request's window (the analysis' start to now, one
@@ -10,17 +11,18 @@
 //! Verdicts: the canary is worse at level `alpha` → FAILED (classification HIGH); no evidence
 //! yet → SUCCESSFUL (the test is anytime-valid, so continuing is safe); fewer than two aligned
 //! steps, or no requests on a side → INCONCLUSIVE (missing data is never a pass); a query that
-//! fails or a counter that goes down (a reset) → ERROR.
+//! fails → ERROR. A counter that goes down (a reset: a pod restarted) skips that step
+//! ([`crate::judge::counters`]); it is neither a failure nor an error.
 
 use std::collections::BTreeMap;
 
 use rollgate_proto::v1::{
-    Classification, CompareRequest, CompareResponse, SequentialQueries, Verdict,
+    self as v1, Classification, CompareRequest, CompareResponse, SequentialQueries, Verdict,
 };
 use tonic::Status;
 
 use crate::evaluate::{range_window, template};
-use crate::judge::{Counts, Decision, SequentialConfig, SequentialTest};
+use crate::judge::{Counts, Decision, ErrorRateTest, SequentialMethod, increments};
 use crate::prometheus::QueryResult;
 use crate::service::Analysis;
 
@@ -43,11 +45,14 @@ impl Analysis {
         } else {
             queries.alpha
         };
-        let mut test = SequentialTest::new(SequentialConfig {
-            alpha,
-            ..SequentialConfig::default()
-        })
-        .map_err(|error| invalid(error.to_string()))?;
+        let method = match queries.method() {
+            v1::SequentialMethod::Betting => SequentialMethod::Betting,
+            v1::SequentialMethod::MixtureSprt | v1::SequentialMethod::Unspecified => {
+                SequentialMethod::MixtureSprt
+            }
+        };
+        let mut test =
+            ErrorRateTest::new(method, alpha).map_err(|error| invalid(error.to_string()))?;
         let window = range_window(request.window.as_ref())?
             .ok_or_else(|| invalid("a window (analysis start to now) is required".to_owned()))?;
         let mut rendered = Vec::with_capacity(4);
@@ -114,29 +119,25 @@ impl Analysis {
                 ),
             ));
         }
-        for pair in aligned.windows(2) {
-            let increment = Counts {
-                canary_errors: pair[1].canary_errors - pair[0].canary_errors,
-                canary_requests: pair[1].canary_requests - pair[0].canary_requests,
-                baseline_errors: pair[1].baseline_errors - pair[0].baseline_errors,
-                baseline_requests: pair[1].baseline_requests - pair[0].baseline_requests,
-            };
+        let steps = increments(&aligned);
+        for increment in steps.intervals {
             if let Err(error) = test.observe(increment) {
                 return Ok(self.answer(
                     Verdict::Error,
-                    format!("sequential test: {error} (a counter reset?) ({queries_text})"),
+                    format!("sequential test: {error} ({queries_text})"),
                 ));
             }
         }
         let result = test.result();
         let seen = result.totals;
         let summary = format!(
-            "canary {} errors of {} requests, baseline {} of {}, over {} interval(s); rate ratio {:.3}, always-valid p-value {:.4}, alpha {alpha}",
+            "{method:?} test: canary {} errors of {} requests, baseline {} of {}, over {} interval(s) ({} skipped for a counter reset); rate ratio {:.3}, always-valid p-value {:.4}, alpha {alpha}",
             seen.canary_errors,
             seen.canary_requests,
             seen.baseline_errors,
             seen.baseline_requests,
             result.intervals,
+            steps.resets,
             result.rate_ratio,
             result.p_value
         );

@@ -359,6 +359,7 @@ fn sequential_request(address: &str, canary: &str, stable: &str) -> CompareReque
             baseline_requests_query: requests("stable"),
             timeout: None,
             alpha: 0.05,
+            ..SequentialQueries::default()
         }),
         window: Some(last_seconds(20, 2)),
         revisions: Some(Revisions {

@@ -213,6 +213,7 @@ async fn a_key_held_in_a_secret_is_passed_in_by_the_caller() {
     let spec = json!({
         "images": ["**"],
         "authorities": [{"name": "ops", "keys": [{"secretRef": {"name": "cosign", "namespace": "rollgate-system", "key": "cosign.pub"}}]}],
+        "namespaceSelector": {},
     });
     let policies = [rollgate_crds::ImagePolicy::new(
         "p",

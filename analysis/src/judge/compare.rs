@@ -1,8 +1,19 @@
 //! Kayenta-style classification of one metric: canary samples against baseline samples.
 //!
 //! # Rules
-//! 1. Non-finite values (NaN, ±Inf) are removed ([`NanStrategy::Remove`], the default) or
-//!    replaced by 0 ([`NanStrategy::ReplaceWithZero`]).
+//! 1. Non-finite values are never dropped silently. With [`NanStrategy::Worst`] (the default)
+//!    `+Inf` and `−Inf` are kept as the largest and smallest values (a `histogram_quantile`
+//!    beyond the last bucket is the slowest latency there is), and `NaN` counts as the **worst
+//!    value for the metric's direction**: `+Inf` for [`Direction::Increase`], `−Inf` for
+//!    [`Direction::Decrease`], on either side (a NaN in both revisions cancels out). With
+//!    [`Direction::Either`] a NaN has no worst value and the metric **fails** (NoData counted
+//!    as a failure, whatever `must_have_data` says). In the rank test `+Inf` stands as a value
+//!    beyond everything observed: the largest finite value of both samples plus the larger of
+//!    their range and its own magnitude (1 when both are 0), `−Inf` symmetrically below the
+//!    smallest ([`stand_ins`]); ranks are then exact and the Hodges-Lehmann shift and the mean
+//!    ratio stay finite and on the metric's scale. The other strategies are explicit choices,
+//!    reported in the reason: [`NanStrategy::Remove`] drops non-finite values and
+//!    [`NanStrategy::ReplaceWithZero`] replaces them with 0.
 //! 2. If either sample is then empty the metric is [`Classification::NoData`]; that counts
 //!    as a failure in the score when the metric [`must_have_data`](MetricConfig::must_have_data),
 //!    and fails the whole judgement when the metric is [`critical`](MetricConfig::critical).
@@ -41,11 +52,47 @@ pub enum Direction {
     Either,
 }
 
+/// Bound on the values the rank test sees: a quarter of the largest `f64`, so that
+/// differences of two values stay finite.
+const MAGNITUDE: f64 = f64::MAX / 4.0;
+
+/// The values that stand for `−Inf` and `+Inf` in the rank test of `canary` against
+/// `baseline`: beyond every finite value of both (see the module doc).
+pub fn stand_ins(canary: &[f64], baseline: &[f64]) -> (f64, f64) {
+    let finite = || {
+        canary
+            .iter()
+            .chain(baseline)
+            .copied()
+            .filter(|v| v.is_finite())
+    };
+    let (lo, hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (
+            lo.min(v.clamp(-MAGNITUDE, MAGNITUDE)),
+            hi.max(v.clamp(-MAGNITUDE, MAGNITUDE)),
+        )
+    });
+    if lo > hi {
+        return (-1.0, 1.0);
+    }
+    let width = |edge: f64| {
+        let w = (hi - lo).max(edge.abs());
+        if w > 0.0 { w } else { 1.0 }
+    };
+    (
+        (lo - width(lo)).max(-2.0 * MAGNITUDE),
+        (hi + width(hi)).min(2.0 * MAGNITUDE),
+    )
+}
+
 /// What to do with non-finite values (NaN, ±Inf).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NanStrategy {
-    /// Drop them.
+    /// Keep ±Inf as the extremes and count NaN as the worst value for the direction; with
+    /// direction Either a NaN fails the metric. See the module doc.
     #[default]
+    Worst,
+    /// Drop them (an explicit choice: the reason says how many).
     Remove,
     /// Replace them with 0.
     ReplaceWithZero,
@@ -103,7 +150,8 @@ pub struct MetricConfig {
 
 impl MetricConfig {
     /// A metric in group `default` with direction Either, allowed and critical increase 1.0,
-    /// not critical, data not required, NaN removed, weight 1 and confidence 0.98.
+    /// not critical, data not required, non-finite values as the worst ([`NanStrategy::Worst`]),
+    /// weight 1 and confidence 0.98.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -113,7 +161,7 @@ impl MetricConfig {
             critical_increase: 1.0,
             critical: false,
             must_have_data: false,
-            nan_strategy: NanStrategy::Remove,
+            nan_strategy: NanStrategy::Worst,
             weight: 1.0,
             confidence: 0.98,
         }
@@ -181,17 +229,71 @@ pub struct MetricJudgement {
     pub reason: String,
 }
 
-/// Applies the NaN strategy; returns the cleaned sample and how many values it touched.
-fn clean(sample: &[f64], strategy: NanStrategy) -> (Vec<f64>, usize) {
+/// Applies the NaN strategy; returns the cleaned sample and how many values it touched, or
+/// `None` when a NaN has no worst value (strategy Worst, direction Either).
+fn clean(
+    sample: &[f64],
+    strategy: NanStrategy,
+    direction: Direction,
+    (low, high): (f64, f64),
+) -> Option<(Vec<f64>, usize)> {
     let bad = sample.iter().filter(|v| !v.is_finite()).count();
     let cleaned = match strategy {
+        NanStrategy::Worst => {
+            let nan = match direction {
+                Direction::Increase => Some(high),
+                Direction::Decrease => Some(low),
+                Direction::Either => None,
+            };
+            sample
+                .iter()
+                .map(|&v| {
+                    if v.is_nan() {
+                        nan
+                    } else if v == f64::INFINITY {
+                        Some(high)
+                    } else if v == f64::NEG_INFINITY {
+                        Some(low)
+                    } else {
+                        Some(v.clamp(-MAGNITUDE, MAGNITUDE))
+                    }
+                })
+                .collect::<Option<Vec<f64>>>()?
+        }
         NanStrategy::Remove => sample.iter().copied().filter(|v| v.is_finite()).collect(),
         NanStrategy::ReplaceWithZero => sample
             .iter()
             .map(|&v| if v.is_finite() { v } else { 0.0 })
             .collect(),
     };
-    (cleaned, bad)
+    Some((cleaned, bad))
+}
+
+/// The judgement of a metric without statistics (NoData).
+fn no_data(
+    config: &MetricConfig,
+    (n_canary, n_baseline): (usize, usize),
+    failure: bool,
+    reason: String,
+) -> MetricJudgement {
+    MetricJudgement {
+        metric: config.name.clone(),
+        classification: Classification::NoData,
+        n_canary,
+        n_baseline,
+        u_statistic: f64::NAN,
+        p_value: f64::NAN,
+        hodges_lehmann: f64::NAN,
+        interval: ConfidenceInterval {
+            lower: f64::NAN,
+            upper: f64::NAN,
+            confidence: config.confidence,
+        },
+        effect_size: f64::NAN,
+        failed_critical: config.critical,
+        no_data_failure: failure,
+        reason,
+    }
 }
 
 /// Mean without overflow for huge values.
@@ -220,10 +322,26 @@ pub fn compare(
     baseline: &[f64],
 ) -> Result<MetricJudgement, JudgeError> {
     config.validate()?;
-    let (canary, canary_bad) = clean(canary, config.nan_strategy);
-    let (baseline, baseline_bad) = clean(baseline, config.nan_strategy);
     let name = &config.name;
+    let extremes = stand_ins(canary, baseline);
+    let (Some((canary, canary_bad)), Some((baseline, baseline_bad))) = (
+        clean(canary, config.nan_strategy, config.direction, extremes),
+        clean(baseline, config.nan_strategy, config.direction, extremes),
+    ) else {
+        let nans = |sample: &[f64]| sample.iter().filter(|v| v.is_nan()).count();
+        return Ok(no_data(
+            config,
+            (canary.len(), baseline.len()),
+            true,
+            format!(
+                "metric `{name}`: NoData — NaN values (canary {}, baseline {}) have no worst value for direction Either: the measurement fails (set a direction, or nanStrategy Remove or ReplaceWithZero)",
+                nans(canary),
+                nans(baseline)
+            ),
+        ));
+    };
     let handled = match config.nan_strategy {
+        NanStrategy::Worst => "kept as the worst or extreme values",
         NanStrategy::Remove => "removed",
         NanStrategy::ReplaceWithZero => "replaced with 0",
     };
@@ -239,28 +357,16 @@ pub fn compare(
             (false, true) => "data required: counts as a failure",
             (false, false) => "data not required: left out of the score",
         };
-        return Ok(MetricJudgement {
-            metric: name.clone(),
-            classification: Classification::NoData,
-            n_canary: canary.len(),
-            n_baseline: baseline.len(),
-            u_statistic: f64::NAN,
-            p_value: f64::NAN,
-            hodges_lehmann: f64::NAN,
-            interval: ConfidenceInterval {
-                lower: f64::NAN,
-                upper: f64::NAN,
-                confidence: config.confidence,
-            },
-            effect_size: f64::NAN,
-            failed_critical: config.critical,
-            no_data_failure: config.must_have_data || config.critical,
-            reason: format!(
+        return Ok(no_data(
+            config,
+            (canary.len(), baseline.len()),
+            config.must_have_data || config.critical,
+            format!(
                 "metric `{name}`: NoData — {} canary and {} baseline values{nan_note}; {consequence}",
                 canary.len(),
                 baseline.len()
             ),
-        });
+        ));
     }
 
     let test = mann_whitney(&canary, &baseline, config.confidence)?;
@@ -449,6 +555,7 @@ mod tests {
     #[test]
     fn nan_only_and_empty_are_no_data_never_pass() {
         let mut config = MetricConfig::new("errors");
+        config.nan_strategy = NanStrategy::Remove;
         let r = judge(&config, &[f64::NAN, f64::NAN], &[1.0, 2.0]);
         assert_eq!(r.classification, Classification::NoData);
         assert!(!r.no_data_failure && !r.failed_critical);
@@ -464,6 +571,72 @@ mod tests {
         config.critical = true;
         let r = judge(&config, &[], &[]);
         assert!(r.failed_critical && r.reason.contains("critical"));
+    }
+
+    #[test]
+    fn nan_is_the_worst_value_for_the_direction() {
+        let base = ramp(40, 100.0, 10.0);
+        // Three values in four are NaN (a canary that mostly fails to report).
+        let canary: Vec<f64> = base
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if i % 4 == 0 { v } else { f64::NAN })
+            .collect();
+        let mut config = MetricConfig::new("latency");
+        config.direction = Direction::Increase;
+        let r = judge(&config, &canary, &base);
+        assert_eq!(r.classification, Classification::High, "{}", r.reason);
+        assert_eq!((r.n_canary, r.n_baseline), (40, 40));
+        assert!(
+            r.reason.contains("worst") && r.reason.contains("canary 30"),
+            "{}",
+            r.reason
+        );
+        // For a metric whose decrease is bad, NaN is the lowest value.
+        config.direction = Direction::Decrease;
+        assert_eq!(
+            judge(&config, &canary, &base).classification,
+            Classification::Low
+        );
+        // NaN on both sides at the same rate cancels out.
+        config.direction = Direction::Increase;
+        assert_eq!(
+            judge(&config, &canary, &canary).classification,
+            Classification::Pass
+        );
+        // A NaN in the baseline only makes the canary look better: never High.
+        assert_eq!(
+            judge(&config, &base, &canary).classification,
+            Classification::Pass
+        );
+    }
+
+    #[test]
+    fn nan_with_direction_either_fails_and_infinities_are_extremes() {
+        let base = ramp(40, 100.0, 10.0);
+        let config = MetricConfig::new("latency");
+        let r = judge(&config, &[1.0, f64::NAN], &base);
+        assert_eq!(r.classification, Classification::NoData);
+        assert!(r.no_data_failure, "{}", r.reason);
+        assert!(r.reason.contains("direction Either"), "{}", r.reason);
+        // +Inf is the slowest value there is; -Inf the fastest.
+        let slow: Vec<f64> = base
+            .iter()
+            .map(|v| if *v > 102.0 { f64::INFINITY } else { *v })
+            .collect();
+        let r = judge(&config, &slow, &base);
+        assert_eq!(r.classification, Classification::High, "{}", r.reason);
+        assert!(r.hodges_lehmann.is_finite() && r.interval.lower.is_finite());
+        let fast: Vec<f64> = base
+            .iter()
+            .map(|v| if *v > 102.0 { f64::NEG_INFINITY } else { *v })
+            .collect();
+        assert_eq!(
+            judge(&config, &fast, &base).classification,
+            Classification::Low
+        );
+        let r = judge(&config, &[f64::INFINITY; 3], &[f64::NEG_INFINITY; 3]);
+        assert!(r.hodges_lehmann.is_finite(), "{}", r.reason);
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn check_count(field: &'static str, value: f64) -> Result<(), JudgeError> {
     }
 }
 
-fn check(counts: &Counts) -> Result<(), JudgeError> {
+pub(super) fn check(counts: &Counts) -> Result<(), JudgeError> {
     check_count("canary_errors", counts.canary_errors)?;
     check_count("canary_requests", counts.canary_requests)?;
     check_count("baseline_errors", counts.baseline_errors)?;

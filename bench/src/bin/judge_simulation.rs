@@ -1,313 +1,315 @@
-//! Simulates 10,000 synthetic canaries per row to compare the sequential error-rate test
-//! (`rollgate_analysis::judge::SequentialTest`, a mixture SPRT) with fixed-horizon tests.
+//! Simulates 10,000 synthetic canaries per scenario to measure the sequential error-rate
+//! judges on traffic that is not binomial, against a fixed-horizon test.
 //!
-//! Scenario: each interval the canary and the baseline each serve 500 requests; every request
-//! fails independently (binomial counts) with the baseline's error rate of 1%, or the canary's
-//! (1% when healthy, 2% for a 2× regression). Significance `alpha = 0.01`, one-sided.
+//! Every interval the canary and the baseline each serve 500 requests (100 + 900 in the
+//! unequal-traffic row); `alpha = 0.01`; the judges look after every interval, 100 looks.
 //!
-//! Tests:
-//! - **sequential**: the mSPRT, looked at after every interval, for at most 60 intervals
-//!   (100 for healthy canaries).
-//! - **fixed z-test at H**: the one-sided pooled two-proportion z-test
-//!   `z = (p̂_c − p̂_b) / sqrt(p̄(1−p̄)(1/n_c + 1/n_b))`, abort when `z > Φ⁻¹(1 − alpha)`,
-//!   evaluated once on all the requests of the first `H` intervals. `H` is the usual sample
-//!   size `n = ((z_α·sqrt(2p̄q̄) + z_β·sqrt(p₁q₁ + p₂q₂)) / (p₂ − p₁))²` per arm, designed for
-//!   90% power against the 2× regression itself or against a minimum effect of interest of
-//!   1.5×, and, for the headline comparison, for the 2× regression at the power the sequential
-//!   test actually delivered (its detection rate in the simulation; when it missed none of the
-//!   10,000, the rule-of-three bound `1 − 3/10,000`). Comparing expected sample sizes at equal
-//!   error rates (the same `alpha`, the same power) is how sequential and fixed designs are
-//!   compared since Wald; a fixed test sized for less power than the sequential test delivers
-//!   would miss regressions the sequential test catches.
-//! - **oracle SPRT** (reference only): Wald's one-sided SPRT of ratio 2 against 1 with the same
-//!   `1/alpha` threshold; it knows the true effect, which no real test does.
-//! - **z-test peeked every interval** (contrast only): the same z-test on the running totals
-//!   after every interval, aborting at the first rejection, which is what naively repeating a
-//!   fixed-horizon judgement does.
+//! Traffic models (per interval, per revision):
+//! - **binomial**: every request fails independently with the revision's rate (1%, or 2% for
+//!   a 2× regression).
+//! - **shared drift**: the rate of both revisions moves together, `rate·e^{x_t}` with an AR(1)
+//!   `x_t = 0.9·x_{t−1} + N(0, 0.2²)` (stationary sd 0.46: the rate wanders between about
+//!   0.4× and 2.5× of its mean), binomial given the rate.
+//! - **overdispersed φ×**: each revision's rate is drawn afresh every interval, independently
+//!   per revision, from a Beta distribution with the revision's mean and intraclass
+//!   correlation `ρ = (φ − 1)/(n − 1)`, so that the error count's variance is `φ` times the
+//!   binomial variance (`φ` = 1.3, 2.3, 6).
 //!
-//! Run: `cargo run --release -p rollgate-bench --bin judge_simulation [-- --prior-scale TAU]`.
+//! Judges: the betting test (`BettingTest`, the one recommended for real traffic), the mixture
+//! SPRT (`SequentialTest`, valid for binomial/Poisson counts), and a **fixed-horizon** one-sided
+//! two-proportion z-test whose variance is inflated by the true `φ` (so that it is valid under
+//! overdispersion: an oracle advantage) and whose horizon `H` is sized analytically for
+//! `alpha = 0.01` and 90% power against the 2× regression:
+//! `n = φ·((z_α·sqrt(2p̄q̄) + z_β·sqrt(p₁q₁ + p₂q₂)) / (p₂ − p₁))²` requests per revision. `H`
+//! does not depend on the number of simulated runs; neither does any other printed figure
+//! except through simulation noise.
+//!
+//! Run: `cargo run --release -p rollgate-bench --bin judge_simulation` (about a minute).
 
 use rand::SeedableRng;
-use rand_distr::{Binomial, Distribution};
+use rand_distr::{Beta, Binomial, Distribution, Normal as Gaussian};
 use rand_pcg::Pcg64;
-use rollgate_analysis::judge::{Counts, Decision, SequentialConfig, SequentialTest};
+use rollgate_analysis::judge::{Counts, Decision, ErrorRateTest, SequentialMethod};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 const BASE_RATE: f64 = 0.01;
 const REQUESTS: u64 = 500;
 const ALPHA: f64 = 0.01;
 const RUNS: usize = 10_000;
-const CAP_REGRESSION: usize = 60;
-const CAP_HEALTHY: usize = 100;
-const SEED: u64 = 0x5EED_CA7A_2024;
+const LOOKS: usize = 100;
+const POWER: f64 = 0.9;
+const SEED: u64 = 0x5EED_CA7A_2026;
 
-/// One interval's binomial error counts (canary, baseline).
-fn draw(rng: &mut Pcg64, canary_rate: f64) -> (u64, u64) {
-    let canary = Binomial::new(REQUESTS, canary_rate).expect("valid rate");
-    let baseline = Binomial::new(REQUESTS, BASE_RATE).expect("valid rate");
-    (canary.sample(rng), baseline.sample(rng))
+/// How each interval's error rates are drawn.
+#[derive(Clone, Copy)]
+enum Traffic {
+    /// Fixed rates, binomial counts.
+    Binomial,
+    /// Both revisions' rates move together (AR(1) on the log rate).
+    SharedDrift,
+    /// Each revision's rate is Beta-distributed per interval, count variance `φ`× binomial.
+    Overdispersed(f64),
 }
 
-/// One-sided pooled two-proportion z-test on totals with equal arms of `n` requests.
-fn z_rejects(canary_errors: u64, baseline_errors: u64, n: f64, critical: f64) -> bool {
-    let pooled = (canary_errors + baseline_errors) as f64 / (2.0 * n);
-    if pooled <= 0.0 || pooled >= 1.0 {
-        return false;
+/// One simulated scenario.
+#[derive(Clone, Copy)]
+struct Scenario {
+    label: &'static str,
+    traffic: Traffic,
+    canary_requests: u64,
+    baseline_requests: u64,
+}
+
+impl Scenario {
+    const fn new(label: &'static str, traffic: Traffic) -> Self {
+        Self {
+            label,
+            traffic,
+            canary_requests: REQUESTS,
+            baseline_requests: REQUESTS,
+        }
     }
-    let z = (canary_errors as f64 - baseline_errors as f64)
-        / n
-        / (pooled * (1.0 - pooled) * 2.0 / n).sqrt();
-    z > critical
+
+    fn dispersion(&self) -> f64 {
+        match self.traffic {
+            Traffic::Overdispersed(phi) => phi,
+            Traffic::Binomial | Traffic::SharedDrift => 1.0,
+        }
+    }
 }
 
-/// Intervals for `power` against `ratio`× the base rate.
-fn horizon(ratio: f64, power: f64, normal: &Normal) -> usize {
-    let (p1, p2) = (BASE_RATE, BASE_RATE * ratio);
-    let mean = (p1 + p2) / 2.0;
-    let (za, zb) = (normal.inverse_cdf(1.0 - ALPHA), normal.inverse_cdf(power));
-    let root =
-        za * (2.0 * mean * (1.0 - mean)).sqrt() + zb * (p1 * (1.0 - p1) + p2 * (1.0 - p2)).sqrt();
-    let per_arm = (root / (p2 - p1)).powi(2);
-    (per_arm / REQUESTS as f64).ceil() as usize
+const SCENARIOS: [Scenario; 6] = [
+    Scenario::new("binomial", Traffic::Binomial),
+    Scenario::new("shared drift", Traffic::SharedDrift),
+    Scenario::new("overdispersed 1.3x", Traffic::Overdispersed(1.3)),
+    Scenario::new("overdispersed 2.3x", Traffic::Overdispersed(2.3)),
+    Scenario::new("overdispersed 6x", Traffic::Overdispersed(6.0)),
+    Scenario {
+        label: "overdispersed 2.3x, 100+900 (not covered)",
+        traffic: Traffic::Overdispersed(2.3),
+        canary_requests: 100,
+        baseline_requests: 900,
+    },
+];
+
+/// Draws one revision's rate for an interval around `mean`.
+fn rate(rng: &mut Pcg64, traffic: Traffic, mean: f64, drift: f64, requests: u64) -> f64 {
+    match traffic {
+        Traffic::Binomial => mean,
+        Traffic::SharedDrift => (mean * drift.exp()).min(1.0),
+        Traffic::Overdispersed(phi) => {
+            let rho = (phi - 1.0) / (requests as f64 - 1.0);
+            let size = 1.0 / rho - 1.0;
+            Beta::new(mean * size, (1.0 - mean) * size)
+                .expect("valid beta")
+                .sample(rng)
+        }
+    }
 }
 
-/// Outcome of one simulated canary under each test.
-struct Run {
-    /// Interval (1-based) at which the sequential test aborted.
-    sequential: Option<usize>,
-    /// Whether each fixed-horizon test aborted.
-    fixed: Vec<bool>,
-    /// Interval at which the peeked z-test aborted.
-    peeked: Option<usize>,
-    /// Interval at which the oracle SPRT (which knows the ratio is 2) aborted.
-    oracle: Option<usize>,
+fn errors(rng: &mut Pcg64, requests: u64, rate: f64) -> u64 {
+    Binomial::new(requests, rate)
+        .expect("valid rate")
+        .sample(rng)
 }
 
-fn simulate(
-    rng: &mut Pcg64,
-    canary_rate: f64,
-    cap: usize,
-    horizons: &[usize],
-    config: SequentialConfig,
+/// The fixed-horizon z-test: horizon in intervals and critical value.
+struct Fixed {
+    horizon: usize,
     critical: f64,
-) -> Run {
-    let mut test = SequentialTest::new(config).expect("valid config");
-    let length = cap.max(horizons.iter().copied().max().unwrap_or(0));
-    let (mut canary_total, mut baseline_total) = (0u64, 0u64);
+    dispersion: f64,
+}
+
+impl Fixed {
+    /// Sized for `alpha` and 90% power against `ratio`× the base rate at dispersion `φ`.
+    fn new(scenario: &Scenario, ratio: f64, normal: &Normal) -> Self {
+        let (p1, p2) = (BASE_RATE, BASE_RATE * ratio);
+        let mean = (p1 + p2) / 2.0;
+        let (za, zb) = (normal.inverse_cdf(1.0 - ALPHA), normal.inverse_cdf(POWER));
+        let root = za * (2.0 * mean * (1.0 - mean)).sqrt()
+            + zb * (p1 * (1.0 - p1) + p2 * (1.0 - p2)).sqrt();
+        let per_arm = scenario.dispersion() * (root / (p2 - p1)).powi(2);
+        Self {
+            horizon: (per_arm / scenario.canary_requests as f64).ceil() as usize,
+            critical: za,
+            dispersion: scenario.dispersion(),
+        }
+    }
+
+    /// Whether the test rejects on totals of `n_c`, `n_b` requests.
+    fn rejects(&self, (c, n_c): (u64, f64), (b, n_b): (u64, f64)) -> bool {
+        let pooled = (c + b) as f64 / (n_c + n_b);
+        if pooled <= 0.0 || pooled >= 1.0 {
+            return false;
+        }
+        let variance = self.dispersion * pooled * (1.0 - pooled) * (1.0 / n_c + 1.0 / n_b);
+        (c as f64 / n_c - b as f64 / n_b) / variance.sqrt() > self.critical
+    }
+}
+
+/// Outcome of one simulated canary: the interval at which each sequential judge aborted, and
+/// whether the fixed test did.
+struct Run {
+    betting: Option<usize>,
+    sprt: Option<usize>,
+    fixed: bool,
+}
+
+fn simulate(rng: &mut Pcg64, scenario: &Scenario, ratio: f64, fixed: &Fixed) -> Run {
+    let mut betting = ErrorRateTest::new(SequentialMethod::Betting, ALPHA).expect("config");
+    let mut sprt = ErrorRateTest::new(SequentialMethod::MixtureSprt, ALPHA).expect("config");
+    let step = Gaussian::new(0.0, 0.2).expect("valid normal");
+    let (r, s) = (scenario.canary_requests, scenario.baseline_requests);
     let mut run = Run {
-        sequential: None,
-        fixed: vec![false; horizons.len()],
-        peeked: None,
-        oracle: None,
+        betting: None,
+        sprt: None,
+        fixed: false,
     };
-    let mut oracle_log_lr = 0.0;
-    for interval in 1..=length {
-        let (c, b) = draw(rng, canary_rate);
+    let (mut drift, mut canary_total, mut baseline_total) = (0.0, 0, 0);
+    for interval in 1..=LOOKS.max(fixed.horizon) {
+        drift = 0.9 * drift + step.sample(rng);
+        let canary_rate = rate(rng, scenario.traffic, BASE_RATE * ratio, drift, r);
+        let baseline_rate = rate(rng, scenario.traffic, BASE_RATE, drift, s);
+        let (c, b) = (errors(rng, r, canary_rate), errors(rng, s, baseline_rate));
         canary_total += c;
         baseline_total += b;
-        let n = (interval as u64 * REQUESTS) as f64;
-        if interval <= cap {
-            if run.sequential.is_none() {
-                let result = test
-                    .observe(Counts {
-                        canary_errors: c as f64,
-                        canary_requests: REQUESTS as f64,
-                        baseline_errors: b as f64,
-                        baseline_requests: REQUESTS as f64,
-                    })
-                    .expect("valid counts");
-                if result.decision == Decision::CanaryWorse {
-                    run.sequential = Some(interval);
-                }
-            }
-            oracle_log_lr += c as f64 * 2f64.ln() - (c + b) as f64 * 1.5f64.ln();
-            if run.oracle.is_none() && oracle_log_lr >= (1.0 / ALPHA).ln() {
-                run.oracle = Some(interval);
-            }
-            if run.peeked.is_none() && z_rejects(canary_total, baseline_total, n, critical) {
-                run.peeked = Some(interval);
-            }
+        if interval == fixed.horizon {
+            let k = interval as f64;
+            run.fixed = fixed.rejects((canary_total, k * r as f64), (baseline_total, k * s as f64));
         }
-        for (k, &h) in horizons.iter().enumerate() {
-            if interval == h {
-                run.fixed[k] = z_rejects(canary_total, baseline_total, n, critical);
+        if interval > LOOKS {
+            continue;
+        }
+        let counts = Counts {
+            canary_errors: c as f64,
+            canary_requests: r as f64,
+            baseline_errors: b as f64,
+            baseline_requests: s as f64,
+        };
+        for (test, stop) in [(&mut betting, &mut run.betting), (&mut sprt, &mut run.sprt)] {
+            if stop.is_none()
+                && test.observe(counts).expect("valid").decision == Decision::CanaryWorse
+            {
+                *stop = Some(interval);
             }
         }
     }
     run
 }
 
-fn rate(count: usize) -> String {
-    format!("{:>6.2}%", 100.0 * count as f64 / RUNS as f64)
+fn percent(count: usize) -> String {
+    format!("{:.2}%", 100.0 * count as f64 / RUNS as f64)
+}
+
+/// Detection rate, mean intervals over detected runs, mean with misses at `LOOKS`, median,
+/// 90th percentile (misses at `LOOKS`).
+fn stops(runs: &[Run], pick: fn(&Run) -> Option<usize>) -> (usize, f64, f64, usize, usize) {
+    let detected: Vec<usize> = runs.iter().filter_map(pick).collect();
+    let mut all: Vec<usize> = runs.iter().map(|r| pick(r).unwrap_or(LOOKS)).collect();
+    all.sort_unstable();
+    let mean_detected = detected.iter().sum::<usize>() as f64 / detected.len().max(1) as f64;
+    let mean_all = all.iter().sum::<usize>() as f64 / all.len() as f64;
+    (
+        detected.len(),
+        mean_detected,
+        mean_all,
+        all[all.len() / 2],
+        all[all.len() * 9 / 10],
+    )
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut config = SequentialConfig {
-        alpha: ALPHA,
-        ..SequentialConfig::default()
-    };
-    while let Some(arg) = args.next() {
-        if arg == "--prior-scale" {
-            config.prior_scale = args
-                .next()
-                .and_then(|v| v.parse().ok())
-                .expect("--prior-scale TAU");
-        }
-    }
     let normal = Normal::standard();
-    let critical = normal.inverse_cdf(1.0 - ALPHA);
-    // The sequential test's power against the 2× regression, to size a matching fixed test.
-    let mut rng = Pcg64::seed_from_u64(SEED + 1);
-    let sequential_detected = (0..RUNS)
-        .filter(|_| {
-            simulate(
-                &mut rng,
-                2.0 * BASE_RATE,
-                CAP_REGRESSION,
-                &[],
-                config,
-                critical,
-            )
-            .sequential
-            .is_some()
-        })
-        .count();
-    let matched_power = (sequential_detected as f64 / RUNS as f64).min(1.0 - 3.0 / RUNS as f64);
-    let horizons = [
-        horizon(2.0, 0.9, &normal),
-        horizon(1.5, 0.9, &normal),
-        horizon(2.0, matched_power, &normal),
-    ];
-    println!("judge_simulation: {RUNS} synthetic canaries per scenario, seed {SEED:#x}");
-    println!(
-        "scenario: {REQUESTS} canary + {REQUESTS} baseline requests per interval, baseline error rate {:.1}%, binomial errors, alpha = {ALPHA} one-sided, mSPRT prior scale tau = {:.4} (ln ratio)",
-        BASE_RATE * 100.0,
-        config.prior_scale
-    );
-    println!(
-        "fixed horizons (pooled z-test): H = {} intervals for 90% power against a 2x regression, H = {} for 90% power against a 1.5x minimum effect, H = {} for the sequential test's power ({:.2}%) against 2x\n",
-        horizons[0],
-        horizons[1],
-        horizons[2],
-        matched_power * 100.0
-    );
-
     let mut rng = Pcg64::seed_from_u64(SEED);
-    let healthy: Vec<Run> = (0..RUNS)
-        .map(|_| {
-            simulate(
-                &mut rng,
-                BASE_RATE,
-                CAP_HEALTHY,
-                &horizons,
-                config,
-                critical,
-            )
-        })
-        .collect();
-    let mut rng = Pcg64::seed_from_u64(SEED + 1);
-    let regressed: Vec<Run> = (0..RUNS)
-        .map(|_| {
-            simulate(
-                &mut rng,
-                2.0 * BASE_RATE,
-                CAP_REGRESSION,
-                &horizons,
-                config,
-                critical,
-            )
-        })
-        .collect();
-
     println!(
-        "(a) healthy canaries (canary error rate = baseline's 1%): false-abort rate, target <= 1%"
+        "judge_simulation: {RUNS} simulated canaries per scenario, {LOOKS} looks, alpha {ALPHA}, baseline error rate {:.0}%, seed {SEED:#x}",
+        BASE_RATE * 100.0
     );
-    println!("{:<58} {:>12}", "test", "false aborts");
-    let seq_false = healthy.iter().filter(|r| r.sequential.is_some()).count();
     println!(
-        "{:<58} {:>12}",
-        format!("sequential mSPRT, looked at after each of {CAP_HEALTHY} intervals"),
-        rate(seq_false)
+        "fixed-horizon test: one-sided z-test, variance x phi, sized for alpha {ALPHA} and {:.0}% power against 2x\n",
+        POWER * 100.0
     );
-    for (k, &h) in horizons.iter().enumerate() {
-        let aborts = healthy.iter().filter(|r| r.fixed[k]).count();
+    let mut healthy_ok = true;
+    let mut power_ok = true;
+    println!(
+        "(a) healthy canaries (same mean error rate): false-abort rate over {LOOKS} looks (target <= 1%)"
+    );
+    println!(
+        "| {:<42} | {:>8} | {:>13} | {:>17} |",
+        "traffic", "betting", "mixture SPRT", "fixed z-test at H"
+    );
+    println!("|{:-<44}|{:->10}|{:->15}|{:->19}|", "", "", "", "");
+    for scenario in &SCENARIOS {
+        let fixed = Fixed::new(scenario, 2.0, &normal);
+        let runs: Vec<Run> = (0..RUNS)
+            .map(|_| simulate(&mut rng, scenario, 1.0, &fixed))
+            .collect();
+        let betting = runs.iter().filter(|r| r.betting.is_some()).count();
+        let sprt = runs.iter().filter(|r| r.sprt.is_some()).count();
+        let fixed_aborts = runs.iter().filter(|r| r.fixed).count();
+        let covered = scenario.canary_requests == scenario.baseline_requests;
+        healthy_ok &= !covered || betting as f64 / RUNS as f64 <= ALPHA;
         println!(
-            "{:<58} {:>12}",
-            format!("fixed z-test, once at H = {h}"),
-            rate(aborts)
+            "| {:<42} | {:>8} | {:>13} | {:>17} |",
+            scenario.label,
+            percent(betting),
+            percent(sprt),
+            format!("{} (H={})", percent(fixed_aborts), fixed.horizon)
         );
     }
-    let peek_false = healthy.iter().filter(|r| r.peeked.is_some()).count();
-    println!(
-        "{:<58} {:>12}",
-        format!("(contrast) z-test peeked after each of {CAP_HEALTHY} intervals"),
-        rate(peek_false)
-    );
 
-    println!("\n(b) 2x regression (canary 2% vs baseline 1%): intervals until the abort decision");
     println!(
-        "{:<44} {:>9} {:>11} {:>8} {:>8} {:>12}",
-        "test", "detected", "mean ivals", "median", "p90", "seq / fixed"
+        "\n(b) 2x regression (canary 2% vs 1%): detection within {LOOKS} looks and intervals to the abort (target >= 99%)"
     );
-    let mut stops: Vec<usize> = regressed
+    println!(
+        "| {:<20} | {:>8} | {:>10} | {:>12} | {:>6} | {:>4} | {:>13} | {:>11} | {:>12} | {:>13} |",
+        "traffic",
+        "betting",
+        "mean (det)",
+        "mean (all)",
+        "median",
+        "p90",
+        "mixture SPRT",
+        "fixed H",
+        "fixed power",
+        "betting / H"
+    );
+    println!(
+        "|{:-<22}|{:->10}|{:->12}|{:->14}|{:->8}|{:->6}|{:->15}|{:->13}|{:->14}|{:->15}|",
+        "", "", "", "", "", "", "", "", "", ""
+    );
+    for scenario in SCENARIOS
         .iter()
-        .map(|r| r.sequential.unwrap_or(CAP_REGRESSION))
-        .collect();
-    stops.sort_unstable();
-    let detected = regressed.iter().filter(|r| r.sequential.is_some()).count();
-    let mean = stops.iter().sum::<usize>() as f64 / RUNS as f64;
-    println!(
-        "{:<44} {:>9} {:>11.2} {:>8} {:>8} {:>12}",
-        format!("sequential mSPRT (cap {CAP_REGRESSION}, misses count as {CAP_REGRESSION})"),
-        rate(detected),
-        mean,
-        stops[RUNS / 2],
-        stops[RUNS * 9 / 10],
-        "-"
-    );
-    let mut oracle: Vec<usize> = regressed
-        .iter()
-        .map(|r| r.oracle.unwrap_or(CAP_REGRESSION))
-        .collect();
-    oracle.sort_unstable();
-    println!(
-        "{:<44} {:>9} {:>11.2} {:>8} {:>8} {:>12}",
-        "(reference) oracle SPRT that knows ratio = 2",
-        rate(regressed.iter().filter(|r| r.oracle.is_some()).count()),
-        oracle.iter().sum::<usize>() as f64 / RUNS as f64,
-        oracle[RUNS / 2],
-        oracle[RUNS * 9 / 10],
-        "-"
-    );
-    for (k, &h) in horizons.iter().enumerate() {
-        let power = regressed.iter().filter(|r| r.fixed[k]).count();
+        .filter(|s| s.canary_requests == s.baseline_requests)
+    {
+        let fixed = Fixed::new(scenario, 2.0, &normal);
+        let runs: Vec<Run> = (0..RUNS)
+            .map(|_| simulate(&mut rng, scenario, 2.0, &fixed))
+            .collect();
+        let (detected, mean_detected, mean_all, median, p90) = stops(&runs, |r| r.betting);
+        let (sprt_detected, sprt_mean, _, _, _) = stops(&runs, |r| r.sprt);
+        let fixed_power = runs.iter().filter(|r| r.fixed).count();
+        power_ok &= detected as f64 / RUNS as f64 >= 0.99;
         println!(
-            "{:<44} {:>9} {:>11.2} {:>8} {:>8} {:>12.3}",
-            format!(
-                "fixed z-test at H = {h} ({} design)",
-                ["2x, 90%", "1.5x, 90%", "2x, matched power"][k]
-            ),
-            rate(power),
-            h as f64,
-            h,
-            h,
-            mean / h as f64
+            "| {:<20} | {:>8} | {:>10.1} | {:>12.1} | {:>6} | {:>4} | {:>13} | {:>11} | {:>12} | {:>13.2} |",
+            scenario.label,
+            percent(detected),
+            mean_detected,
+            mean_all,
+            median,
+            p90,
+            format!("{} / {sprt_mean:.1}", percent(sprt_detected)),
+            fixed.horizon,
+            percent(fixed_power),
+            mean_all / fixed.horizon as f64
         );
     }
     println!(
-        "\nsequential vs fixed at equal error rates (alpha {ALPHA}, power {:.2}%): {:.2}x the samples (target <= 0.5: {})",
-        matched_power * 100.0,
-        mean / horizons[2] as f64,
-        if mean / horizons[2] as f64 <= 0.5 {
-            "met"
-        } else {
-            "NOT met"
-        }
+        "\nmean (all) counts a miss as {LOOKS} intervals; 'betting / H' is the betting test's mean samples over the fixed test's (both revisions serve the same requests per interval)."
     );
     println!(
-        "also: {:.2}x the 90%-power horizon designed for 2x (which detects fewer), {:.2}x the 90%-power horizon designed for a 1.5x minimum effect",
-        mean / horizons[0] as f64,
-        mean / horizons[1] as f64
+        "targets: false aborts <= 1% in every covered scenario: {}; 2x detected in >= 99%: {}",
+        if healthy_ok { "met" } else { "NOT met" },
+        if power_ok { "met" } else { "NOT met" }
     );
 }

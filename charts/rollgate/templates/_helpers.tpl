@@ -64,19 +64,22 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
-An image reference: repository@digest when a digest is given (the recommended form: rollgate
-itself only runs digest-pinned images), else repository:tag, the tag defaulting to the chart's
-appVersion. Call with (dict "image" .Values.controller.image "root" $).
+An image reference: repository@digest (the default form: rollgate itself only runs
+digest-pinned images), or repository:tag when no digest but a tag is given explicitly. With
+neither, rendering fails: `make images` writes values-images.yaml with the digests it pushed.
+Call with (dict "image" .Values.controller.image "name" "controller" "root" $).
 */}}
 {{- define "rollgate.image" -}}
-{{- $repository := required "image.repository is required" .image.repository -}}
+{{- $repository := required (printf "%s.image.repository is required" .name) .image.repository -}}
 {{- if .image.digest -}}
-{{- if not (hasPrefix "sha256:" .image.digest) -}}
-{{- fail (printf "image.digest %q must start with sha256:" .image.digest) -}}
+{{- if not (regexMatch "^sha256:[0-9a-f]{64}$" .image.digest) -}}
+{{- fail (printf "%s.image.digest %q must be sha256: and 64 hex digits" .name .image.digest) -}}
 {{- end -}}
 {{- printf "%s@%s" $repository .image.digest -}}
+{{- else if .image.tag -}}
+{{- printf "%s:%s" $repository .image.tag -}}
 {{- else -}}
-{{- printf "%s:%s" $repository (default .root.Chart.AppVersion .image.tag) -}}
+{{- fail (printf "%s.image.digest is not set: rollgate's images are pulled by digest. Run `make images REGISTRY=<your registry>` and install with `-f target/images/values-images.yaml`, or set %s.image.digest=sha256:... (or, not recommended, %s.image.tag)" .name .name .name) -}}
 {{- end -}}
 {{- end -}}
 

@@ -4,7 +4,7 @@
 //! A threshold metric (`successCondition` / `failureCondition`) is one `Evaluate` of its query,
 //! an instant query at the time of the measurement. A `sequential` metric is a `Compare` with
 //! the four counter queries over the window from the run's start to now, one step per interval:
-//! the service replays the evidence and the mixture SPRT decides. A `compare` metric is one `Compare` whose
+//! the service replays the evidence and the chosen sequential test decides. A `compare` metric is one `Compare` whose
 //! queries the analysis service runs as range queries over the metric's window (by default its
 //! interval, or 5 minutes), ending now, sampled every window/30 (at least 1 s). A call that
 //! fails is an Error measurement with the gRPC status: never a pass.
@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use rollgate_crds::analysis::{
     AnalysisPhase, AnalysisRunSpec, CompareJudgement, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, Direction,
-    Measurement, MetricSpec, NanStrategy,
+    Measurement, MetricSpec, NanStrategy, SequentialMethod,
 };
 use rollgate_crds::duration::parse_duration;
 use rollgate_proto::v1 as pb;
@@ -83,6 +83,10 @@ pub fn request_for(
                 baseline_requests_query: sequential.baseline.requests_query.clone(),
                 timeout,
                 alpha: sequential.alpha.unwrap_or(DEFAULT_ALPHA),
+                method: match sequential.method.unwrap_or_default() {
+                    SequentialMethod::MixtureSprt => pb::SequentialMethod::MixtureSprt,
+                    SequentialMethod::Betting => pb::SequentialMethod::Betting,
+                } as i32,
             }),
         })));
     }
@@ -155,6 +159,7 @@ fn comparison(metric: &str, compare: &CompareJudgement) -> pb::Comparison {
         Direction::Either => pb::Direction::Either,
     };
     let nan_strategy = match compare.nan_strategy.unwrap_or_default() {
+        NanStrategy::Worst => pb::NanStrategy::Worst,
         NanStrategy::Remove => pb::NanStrategy::Remove,
         NanStrategy::ReplaceWithZero => pb::NanStrategy::ReplaceWithZero,
     };

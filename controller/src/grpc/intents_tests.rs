@@ -112,8 +112,9 @@ fn impersonation_forwards_user_uid_groups_and_every_extra_value() {
             pair("impersonate-group", "system:authenticated"),
             pair("impersonate-extra-scopes", "read"),
             pair("impersonate-extra-scopes", "write"),
+            // Header names are lower-case; the API server unescapes `%2f` as `/`.
             pair(
-                "impersonate-extra-authentication.kubernetes.io%2Fpod-name",
+                "impersonate-extra-authentication.kubernetes.io%2fpod-name",
                 "web-0"
             ),
         ]

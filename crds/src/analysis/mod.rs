@@ -16,5 +16,5 @@ pub use template::{
     AnalysisTemplate, AnalysisTemplateSpec, CompareJudgement, DEFAULT_ALPHA, DEFAULT_CONFIDENCE,
     DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_FAILURE_LIMIT, DEFAULT_INCONCLUSIVE_LIMIT, Direction,
     MetricProvider, MetricSpec, NanStrategy, PrometheusMetric, RevisionCountQueries,
-    SequentialJudgement, TemplateArgument,
+    SequentialJudgement, SequentialMethod, TemplateArgument,
 };

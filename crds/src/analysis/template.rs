@@ -229,11 +229,15 @@ pub enum Direction {
     Either,
 }
 
-/// What to do with NaN samples before judging.
+/// What to do with NaN and infinite samples before judging.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum NanStrategy {
-    /// Drop them.
+    /// Keep +Inf and -Inf as the largest and smallest values and count NaN as the worst value
+    /// for the direction (+Inf for Increase, -Inf for Decrease); with direction Either a NaN
+    /// fails the measurement. Nothing is dropped.
     #[default]
+    Worst,
+    /// Drop them (the measurement's message says how many).
     Remove,
     /// Count them as zero.
     ReplaceWithZero,
@@ -278,7 +282,7 @@ pub struct CompareJudgement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub must_have_data: Option<bool>,
 
-    /// What to do with NaN samples. Defaults to Remove.
+    /// What to do with NaN and infinite samples. Defaults to Worst (nothing is dropped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nan_strategy: Option<NanStrategy>,
 
@@ -342,4 +346,21 @@ pub struct SequentialJudgement {
     #[x_kube(validation = kube::core::Rule::new("self > 0.0 && self < 1.0")
         .message("alpha must be strictly between 0 and 1"))]
     pub alpha: Option<f64>,
+
+    /// The test: `MixtureSPRT` (the default; assumes binomial or Poisson error counts) or
+    /// `Betting` (assumes no count model: valid when error rates vary from interval to
+    /// interval; recommended for real traffic). See docs/analysis.md for when to use which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<SequentialMethod>,
+}
+
+/// Which sequential test judges the error rates.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SequentialMethod {
+    /// The mixture SPRT on Poisson counts.
+    #[default]
+    #[serde(rename = "MixtureSPRT")]
+    MixtureSprt,
+    /// The betting test on each interval's share of the errors.
+    Betting,
 }

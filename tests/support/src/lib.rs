@@ -23,6 +23,7 @@ pub mod approvals;
 pub mod cluster;
 pub mod controller;
 pub mod cosign;
+pub mod crane;
 pub mod demo_app;
 pub mod gateway_api;
 pub mod grpcurl;

@@ -34,7 +34,12 @@ impl Moments {
 }
 
 fn step_of(message: &str) -> Option<usize> {
-    message.strip_prefix("step ")?.split(' ').next()?.parse().ok()
+    message
+        .strip_prefix("step ")?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[tokio::test]
@@ -50,7 +55,10 @@ async fn a_fleet_rolled_out_through_a_dozen_sigkills_has_every_transition_record
     let names: Vec<String> = (0..FLEET).map(|i| format!("fleet-{i:02}")).collect();
     for name in &names {
         rollouts
-            .create(&PostParams::default(), &manifests::rollout(name, 2, DIGEST_V1, strategy.clone())?)
+            .create(
+                &PostParams::default(),
+                &manifests::rollout(name, 2, DIGEST_V1, strategy.clone())?,
+            )
             .await?;
     }
     for name in &names {
@@ -60,7 +68,11 @@ async fn a_fleet_rolled_out_through_a_dozen_sigkills_has_every_transition_record
     let mut v1_revision = BTreeMap::new();
     for name in &names {
         v1.insert(name.clone(), log.settled(name).await?.len());
-        let stable = rollouts.get(name).await?.status.and_then(|s| s.stable_revision);
+        let stable = rollouts
+            .get(name)
+            .await?
+            .status
+            .and_then(|s| s.stable_revision);
         v1_revision.insert(name.clone(), stable.unwrap_or_default());
     }
 
@@ -73,7 +85,8 @@ async fn a_fleet_rolled_out_through_a_dozen_sigkills_has_every_transition_record
     for kill in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(moments.next_millis(200, 2500))).await;
         log.controller.kill();
-        log.controller = log.start_controller(&format!("crash-{kill}"), &["--leader-election=false"])?;
+        log.controller =
+            log.start_controller(&format!("crash-{kill}"), &["--leader-election=false"])?;
     }
 
     let replica_sets: Api<ReplicaSet> = Api::namespaced(log.client.clone(), log.ns());
@@ -96,7 +109,9 @@ async fn a_fleet_rolled_out_through_a_dozen_sigkills_has_every_transition_record
         let of_v2: Vec<_> = records[v1[name]..].iter().collect();
         let count = |kind: AuditEventKind| of_v2.iter().filter(|r| r.spec.event == kind).count();
         if count(AuditEventKind::RevisionDetected) != 1 || count(AuditEventKind::Completed) != 1 {
-            problems.push(format!("{name}: RevisionDetected or Completed not exactly once: {of_v2:#?}"));
+            problems.push(format!(
+                "{name}: RevisionDetected or Completed not exactly once: {of_v2:#?}"
+            ));
         }
         let steps: Vec<usize> = of_v2
             .iter()
@@ -104,10 +119,17 @@ async fn a_fleet_rolled_out_through_a_dozen_sigkills_has_every_transition_record
             .filter_map(|r| r.spec.message.as_deref().and_then(step_of))
             .collect();
         if steps != (0..STEPS).collect::<Vec<_>>() {
-            problems.push(format!("{name}: steps completed {steps:?}, expected each of 0..{STEPS} once, in order"));
+            problems.push(format!(
+                "{name}: steps completed {steps:?}, expected each of 0..{STEPS} once, in order"
+            ));
         }
-        if of_v2.iter().any(|r| r.spec.revision.as_deref().is_some_and(|rev| rev != v2)) {
-            problems.push(format!("{name}: a record of another revision after v2 was detected"));
+        if of_v2
+            .iter()
+            .any(|r| r.spec.revision.as_deref().is_some_and(|rev| rev != v2))
+        {
+            problems.push(format!(
+                "{name}: a record of another revision after v2 was detected"
+            ));
         }
         let scale = replicas_by_revision(&replica_sets, name).await?;
         if scale.get(&v2) != Some(&2) || scale.values().sum::<i32>() != 2 {
@@ -118,6 +140,10 @@ async fn a_fleet_rolled_out_through_a_dozen_sigkills_has_every_transition_record
             problems.push(format!("{name}: audit verify: {text}"));
         }
     }
-    assert!(problems.is_empty(), "after {KILLS} SIGKILLs (seed {seed}):\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "after {KILLS} SIGKILLs (seed {seed}):\n{}",
+        problems.join("\n")
+    );
     Ok(())
 }

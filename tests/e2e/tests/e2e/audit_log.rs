@@ -18,7 +18,9 @@ use rollgate_crds::rollout::RolloutPhase;
 use rollgate_crds::{AuditRecord, AuditRecordSpec, Rollout};
 use rollgate_testsupport::demo_app::workspace_binary;
 use rollgate_testsupport::registry::Registry;
-use rollgate_testsupport::{Cluster, ControllerOptions, ControllerProcess, TestNamespace, manifests};
+use rollgate_testsupport::{
+    Cluster, ControllerOptions, ControllerProcess, TestNamespace, manifests,
+};
 use serde_json::json;
 
 use crate::rollouts::{DIGEST_V1, DIGEST_V2, at, healthy, promote, set_digest, wait_for};
@@ -57,7 +59,11 @@ impl SignedLog {
         Ok(log)
     }
 
-    pub fn start_controller(&self, name: &str, extra: &[&str]) -> anyhow::Result<ControllerProcess> {
+    pub fn start_controller(
+        &self,
+        name: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<ControllerProcess> {
         let options = controller_options(name, &self.keys, &self.registry, extra);
         ControllerProcess::start(&self.cluster, &options)
     }
@@ -89,7 +95,14 @@ impl SignedLog {
         let key = self.keys.path().join("verifier.pub").display().to_string();
         let store = format!("{}/audit", self.registry.host());
         let mut args = vec![
-            "audit", "verify", name, "--public-key", &key, "--store", &store, "--store-insecure",
+            "audit",
+            "verify",
+            name,
+            "--public-key",
+            &key,
+            "--store",
+            &store,
+            "--store-insecure",
         ];
         let kept: Vec<String> = kept.iter().map(|p| p.display().to_string()).collect();
         for file in &kept {
@@ -120,7 +133,12 @@ impl SignedLog {
         let started = Instant::now();
         loop {
             let records = self.records(name).await?;
-            let head = self.rollouts().get(name).await?.status.and_then(|s| s.audit_head);
+            let head = self
+                .rollouts()
+                .get(name)
+                .await?
+                .status
+                .and_then(|s| s.audit_head);
             if let Some(head) = head
                 && head.behind == Some(0)
                 && head.published_size == Some(records.len() as u64)
@@ -139,14 +157,22 @@ impl SignedLog {
     }
 
     /// Deletes the records and creates `specs` in their place (as an administrator would).
-    pub async fn replace(&self, old: &[AuditRecord], specs: &[AuditRecordSpec]) -> anyhow::Result<()> {
+    pub async fn replace(
+        &self,
+        old: &[AuditRecord],
+        specs: &[AuditRecordSpec],
+    ) -> anyhow::Result<()> {
         let api = self.records_api();
         for record in old {
-            api.delete(&record.name_any(), &DeleteParams::default()).await?;
+            api.delete(&record.name_any(), &DeleteParams::default())
+                .await?;
         }
         for spec in specs {
-            api.create(&PostParams::default(), &AuditRecord::for_spec(self.ns(), spec.clone()))
-                .await?;
+            api.create(
+                &PostParams::default(),
+                &AuditRecord::for_spec(self.ns(), spec.clone()),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -162,7 +188,10 @@ fn controller_options(
 ) -> ControllerOptions {
     let mut options = ControllerOptions::named(name);
     options.args = vec![
-        format!("--audit-signing-key-file={}", keys.path().join("signer.key").display()),
+        format!(
+            "--audit-signing-key-file={}",
+            keys.path().join("signer.key").display()
+        ),
         format!("--audit-store={}/audit", registry.host()),
         "--audit-store-insecure=true".to_owned(),
     ];
@@ -189,30 +218,58 @@ async fn every_tampering_by_a_cluster_admin_is_named_against_the_published_check
     let log = SignedLog::start("audit-log", &[]).await?;
     let rollouts = log.rollouts();
     rollouts
-        .create(&PostParams::default(), &manifests::rollout("ledger", 2, DIGEST_V1, strategy())?)
+        .create(
+            &PostParams::default(),
+            &manifests::rollout("ledger", 2, DIGEST_V1, strategy())?,
+        )
         .await?;
     wait_for(&rollouts, "ledger", "v1 Healthy", healthy(None)).await?;
     set_digest(&rollouts, "ledger", DIGEST_V2).await?;
-    wait_for(&rollouts, "ledger", "the pause", at(1, RolloutPhase::Paused)).await?;
+    wait_for(
+        &rollouts,
+        "ledger",
+        "the pause",
+        at(1, RolloutPhase::Paused),
+    )
+    .await?;
     let kept_early = log.keys.path().join("early.checkpoint");
     log.settled("ledger").await?;
     let early = log.plugin(&[
-        "audit", "checkpoint", "ledger", "--store", &format!("{}/audit", log.registry.host()),
+        "audit",
+        "checkpoint",
+        "ledger",
+        "--store",
+        &format!("{}/audit", log.registry.host()),
         "--store-insecure",
     ])?;
-    anyhow::ensure!(early.status.success(), "{}", String::from_utf8_lossy(&early.stderr));
+    anyhow::ensure!(
+        early.status.success(),
+        "{}",
+        String::from_utf8_lossy(&early.stderr)
+    );
     std::fs::write(&kept_early, &early.stdout)?;
     promote(&rollouts, "ledger", "go").await?;
     let done = wait_for(&rollouts, "ledger", "v2 Healthy", healthy(None)).await?;
-    assert_eq!(done.status.and_then(|s| s.phase), Some(RolloutPhase::Healthy));
+    assert_eq!(
+        done.status.and_then(|s| s.phase),
+        Some(RolloutPhase::Healthy)
+    );
     let records = log.settled("ledger").await?;
     let n = records.len();
     assert!(n >= 4, "records of both revisions: {n}");
-    assert!(records.iter().all(|r| r.spec.signature.is_some()), "every record is signed");
+    assert!(
+        records.iter().all(|r| r.spec.signature.is_some()),
+        "every record is signed"
+    );
 
     let (ok, text) = log.verify("ledger", std::slice::from_ref(&kept_early))?;
     assert!(ok, "an intact log verifies: {text}");
-    assert!(text.contains(&format!("{n} records included in the signed checkpoint of size {n}")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{n} records included in the signed checkpoint of size {n}"
+        )),
+        "{text}"
+    );
     assert!(text.contains("consistent with 1 kept checkpoint"), "{text}");
 
     let specs: Vec<AuditRecordSpec> = records.iter().map(|r| r.spec.clone()).collect();
@@ -223,6 +280,7 @@ async fn every_tampering_by_a_cluster_admin_is_named_against_the_published_check
     rewritten[2].actor = "someone-else".to_owned();
     rechain(&mut rewritten, 2);
     log.replace(&records[2..], &rewritten[2..]).await?;
+    let head_hash = rewritten[n - 1].hash.clone();
     rollouts
         .patch_status(
             "ledger",
@@ -230,14 +288,21 @@ async fn every_tampering_by_a_cluster_admin_is_named_against_the_published_check
             &Patch::Apply(json!({
                 "apiVersion": "rollgate.io/v1alpha1", "kind": "Rollout",
                 "metadata": {"name": "ledger"},
-                "status": {"auditHead": {"sequence": n - 1, "hash": rewritten[n - 1].hash}},
+                "status": {"auditHead": {"sequence": n - 1, "hash": head_hash}},
             })),
         )
         .await?;
     let chain_only = log.plugin(&["audit", "verify", "ledger"])?;
-    assert!(chain_only.status.success(), "the chain alone misses a recomputed rewrite: {}", String::from_utf8_lossy(&chain_only.stdout));
+    assert!(
+        chain_only.status.success(),
+        "the chain alone misses a recomputed rewrite: {}",
+        String::from_utf8_lossy(&chain_only.stdout)
+    );
     let (ok, text) = log.verify("ledger", &[])?;
-    assert!(!ok && text.contains("record 2 is not in the signed log"), "rewrite: {text}");
+    assert!(
+        !ok && text.contains("record 2 is not in the signed log"),
+        "rewrite: {text}"
+    );
     log.replace(&log.records("ledger").await?, &specs).await?;
     let (ok, text) = log.verify("ledger", &[])?;
     assert!(ok, "restored: {text}");
@@ -245,7 +310,10 @@ async fn every_tampering_by_a_cluster_admin_is_named_against_the_published_check
     // 2. Delete a record in the middle.
     log.replace(&records[1..2], &[]).await?;
     let (ok, text) = log.verify("ledger", &[])?;
-    assert!(!ok && text.contains("record 1 is missing"), "deletion: {text}");
+    assert!(
+        !ok && text.contains("record 1 is missing"),
+        "deletion: {text}"
+    );
     log.replace(&log.records("ledger").await?, &specs).await?;
 
     // 3. Insert a record beyond the head, chained correctly.
@@ -256,7 +324,10 @@ async fn every_tampering_by_a_cluster_admin_is_named_against_the_published_check
     inserted.hash = record_hash(&inserted)?;
     log.replace(&[], &[inserted]).await?;
     let (ok, text) = log.verify("ledger", &[])?;
-    assert!(!ok && text.contains(&format!("(sequence {n}) was not written by the controller")), "insertion: {text}");
+    assert!(
+        !ok && text.contains(&format!("(sequence {n}) was not written by the controller")),
+        "insertion: {text}"
+    );
     log.replace(&log.records("ledger").await?, &specs).await?;
 
     // 4. Reorder records 1 and 3 (sequences swapped, chain recomputed).
@@ -268,13 +339,19 @@ async fn every_tampering_by_a_cluster_admin_is_named_against_the_published_check
     rechain(&mut reordered, 1);
     log.replace(&records[1..], &reordered[1..]).await?;
     let (ok, text) = log.verify("ledger", &[])?;
-    assert!(!ok && text.contains("record 1 is not in the signed log"), "reordering: {text}");
+    assert!(
+        !ok && text.contains("record 1 is not in the signed log"),
+        "reordering: {text}"
+    );
     log.replace(&log.records("ledger").await?, &specs).await?;
 
     // 5. Truncate the newest two records.
     log.replace(&records[n - 2..], &[]).await?;
     let (ok, text) = log.verify("ledger", &[])?;
-    assert!(!ok && text.contains(&format!("record {} is missing", n - 2)), "truncation: {text}");
+    assert!(
+        !ok && text.contains(&format!("record {} is missing", n - 2)),
+        "truncation: {text}"
+    );
     log.replace(&log.records("ledger").await?, &specs).await?;
     let (ok, text) = log.verify("ledger", std::slice::from_ref(&kept_early))?;
     assert!(ok, "restored at the end: {text}");
@@ -282,11 +359,15 @@ async fn every_tampering_by_a_cluster_admin_is_named_against_the_published_check
 }
 
 #[tokio::test]
-async fn records_an_admin_plants_are_refused_and_the_log_goes_on_around_them() -> anyhow::Result<()> {
+async fn records_an_admin_plants_are_refused_and_the_log_goes_on_around_them() -> anyhow::Result<()>
+{
     let mut log = SignedLog::start("audit-planted", &[]).await?;
     let rollouts = log.rollouts();
     rollouts
-        .create(&PostParams::default(), &manifests::rollout("vault", 2, DIGEST_V1, strategy())?)
+        .create(
+            &PostParams::default(),
+            &manifests::rollout("vault", 2, DIGEST_V1, strategy())?,
+        )
         .await?;
     wait_for(&rollouts, "vault", "v1 Healthy", healthy(None)).await?;
     let records = log.settled("vault").await?;
@@ -317,12 +398,21 @@ async fn records_an_admin_plants_are_refused_and_the_log_goes_on_around_them() -
     let started = Instant::now();
     let (all, head) = loop {
         let all = log.records("vault").await?;
-        let head = rollouts.get("vault").await?.status.and_then(|s| s.audit_head).unwrap_or_default();
+        let head = rollouts
+            .get("vault")
+            .await?
+            .status
+            .and_then(|s| s.audit_head)
+            .unwrap_or_default();
         let signed = all.iter().filter(|r| r.spec.signature.is_some()).count() as u64;
         if head.behind == Some(0) && head.published_size == Some(signed) && signed > n as u64 {
             break (all, head);
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "never settled: {head:?}\n{}", log.controller.log_tail());
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "never settled: {head:?}\n{}",
+            log.controller.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     // The controller wrote its own records at those sequences, under other names.
@@ -331,16 +421,36 @@ async fn records_an_admin_plants_are_refused_and_the_log_goes_on_around_them() -
         .filter(|r| r.spec.sequence == n as u64 && r.spec.signature.is_some())
         .collect();
     assert_eq!(own_at_n.len(), 1, "the controller's record {n}: {all:#?}");
-    assert_ne!(own_at_n[0].name_any(), AuditRecord::for_spec(log.ns(), planted[0].clone()).name_any());
+    assert_ne!(
+        own_at_n[0].name_any(),
+        AuditRecord::for_spec(log.ns(), planted[0].clone()).name_any()
+    );
     assert!(head.published_size.unwrap_or(0) > n as u64);
-    assert!(log.controller.metric("rollgate_audit_foreign_records_total").unwrap_or(0.0) >= 1.0);
+    assert!(
+        log.controller
+            .metric("rollgate_audit_foreign_records_total")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
     let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(log.client.clone(), log.ns())
         .list(&ListParams::default())
         .await?;
-    assert!(events.items.iter().any(|e| e.reason.as_deref() == Some("ForeignAuditRecord")), "a ForeignAuditRecord Event");
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("ForeignAuditRecord")),
+        "a ForeignAuditRecord Event"
+    );
     let (ok, text) = log.verify("vault", &[])?;
     let planted_name = AuditRecord::for_spec(log.ns(), planted[0].clone()).name_any();
-    assert!(!ok && text.contains(&planted_name) && text.contains("was not written by the controller"), "{text}");
-    assert!(!text.contains("is missing") && !text.contains("is not in the signed log"), "the controller's own log is whole: {text}");
+    assert!(
+        !ok && text.contains(&planted_name) && text.contains("was not written by the controller"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("is missing") && !text.contains("is not in the signed log"),
+        "the controller's own log is whole: {text}"
+    );
     Ok(())
 }

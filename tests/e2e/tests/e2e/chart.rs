@@ -2,9 +2,10 @@
 //!
 //! - The chart's CRDs and admission policies are byte-identical to the generated ones: every
 //!   file of `crds/yaml` and `crds/policies`, and nothing else.
-//! - `helm lint --strict` and `helm template` pass with the default values and with every
-//!   option on (`ci/*.yaml`); no rendered role has a wildcard verb, resource or API group; every
-//!   flag of both binaries gets a value.
+//! - `helm lint --strict` and `helm template` pass with the default values (plus the image
+//!   digests, `ci/default-values.yaml`) and with every option on (`ci/full-values.yaml`);
+//!   without a digest the chart refuses to render; no rendered role has a wildcard verb,
+//!   resource or API group; every flag of both binaries gets a value.
 //! - Installed with helm into a bare cluster of its own (helm installs the CRDs and the
 //!   policies), the controller and the analysis service run as local processes (kwok pods run
 //!   no containers) with the flags of the chart's Deployments; the controller authenticates
@@ -161,10 +162,36 @@ fn helm_lints_and_renders_the_chart_with_least_privilege_and_every_flag() -> any
     let chart_path = chart.to_string_lossy().into_owned();
     let full = chart.join("ci/full-values.yaml");
     let full = full.to_string_lossy().into_owned();
-    helm.run(&["lint", "--strict", &chart_path])?;
+    let defaults = default_values();
+    helm.run(&["lint", "--strict", &chart_path, "-f", &defaults])?;
     helm.run(&["lint", "--strict", &chart_path, "-f", &full])?;
 
-    let default = helm.template(RELEASE, NAMESPACE, &[])?;
+    // Images are pulled by digest: without one (or an explicit tag) the chart does not render,
+    // and says what to set.
+    let error = helm
+        .template(RELEASE, NAMESPACE, &[])
+        .expect_err("renders without image digests");
+    assert!(
+        format!("{error:#}").contains("controller.image.digest is not set"),
+        "{error:#}"
+    );
+    let tagged = helm.template(
+        RELEASE,
+        NAMESPACE,
+        &[
+            "-f",
+            &defaults,
+            "--set",
+            "analysis.image.digest=",
+            "--set",
+            "analysis.image.tag=v1",
+        ],
+    )?;
+    let analysis = &find(&tagged, "Deployment", "rollgate-analysis")?["spec"]["template"]["spec"]["containers"]
+        [0]["image"];
+    assert_eq!(analysis, "ghcr.io/rollgate/rollgate-analysis:v1");
+
+    let default = helm.template(RELEASE, NAMESPACE, &["-f", &defaults])?;
     let everything = helm.template(RELEASE, NAMESPACE, &["-f", &full])?;
     for rendered in [&default, &everything] {
         let roles = rendered
@@ -217,7 +244,7 @@ fn helm_lints_and_renders_the_chart_with_least_privilege_and_every_flag() -> any
     let without = helm.template(
         RELEASE,
         NAMESPACE,
-        &["--set", "admissionPolicies.enabled=false"],
+        &["-f", &defaults, "--set", "admissionPolicies.enabled=false"],
     )?;
     assert_eq!(without.iter().filter(is_policy).count(), 0);
 
@@ -248,6 +275,14 @@ fn helm_lints_and_renders_the_chart_with_least_privilege_and_every_flag() -> any
         "true"
     );
     Ok(())
+}
+
+/// `ci/default-values.yaml`: the default values plus the image digests the chart requires.
+fn default_values() -> String {
+    chart_dir()
+        .join("ci/default-values.yaml")
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The chart installed into a cluster of its own, with the controller and the analysis
@@ -290,6 +325,8 @@ fn install() -> anyhow::Result<Installed> {
         "--wait",
         "--timeout",
         "90s",
+        "-f",
+        &default_values(),
         // The test's digests are in no registry: only the digest rule applies.
         "--set",
         "controller.imageVerification=off",

@@ -23,14 +23,14 @@ use serde_json::json;
 use crate::rollouts::{healthy, in_phase, replicas_by_revision, wait_for, wait_for_scale};
 
 /// The verifying cluster, its registry, the trusted key and the enforcing controller.
-struct Verifying {
-    cluster: Cluster,
-    registry: Registry,
-    key: TestKey,
+pub(crate) struct Verifying {
+    pub(crate) cluster: Cluster,
+    pub(crate) registry: Registry,
+    pub(crate) key: TestKey,
     _controller: ControllerProcess,
 }
 
-fn verifying() -> &'static Verifying {
+pub(crate) fn verifying() -> &'static Verifying {
     static ENVIRONMENT: OnceLock<Verifying> = OnceLock::new();
     ENVIRONMENT.get_or_init(|| {
         let cluster = Cluster::start().expect("start the verifying cluster");
@@ -73,7 +73,7 @@ fn verifying() -> &'static Verifying {
     })
 }
 
-fn rollout(name: &str, image: &str) -> anyhow::Result<Rollout> {
+pub(crate) fn rollout(name: &str, image: &str) -> anyhow::Result<Rollout> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "rollgate.io/v1alpha1",
         "kind": "Rollout",
@@ -90,7 +90,7 @@ fn rollout(name: &str, image: &str) -> anyhow::Result<Rollout> {
     }))?)
 }
 
-fn push(env: &Verifying, repository: &str, content: &str) -> anyhow::Result<TestImage> {
+pub(crate) fn push(env: &Verifying, repository: &str, content: &str) -> anyhow::Result<TestImage> {
     TestImage::push(&env.registry.host(), repository, content)
 }
 
@@ -209,7 +209,7 @@ async fn break_glass_lets_an_unsigned_digest_through_and_is_recorded() -> anyhow
         json!({"rollgate.io/break-glass": "INC-4711: signing service down"}),
     )
     .await?;
-    wait_for(&rollouts, "hatch", "the hotfix stable", |r| {
+    let hotfix = wait_for(&rollouts, "hatch", "the hotfix stable", |r| {
         r.status.as_ref().is_some_and(|s| {
             s.phase == Some(RolloutPhase::Healthy)
                 && s.stable_revision
@@ -218,6 +218,20 @@ async fn break_glass_lets_an_unsigned_digest_through_and_is_recorded() -> anyhow
         })
     })
     .await?;
+    let verified = hotfix
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Verified")
+        .expect("a Verified condition");
+    assert_eq!(
+        (verified.status.as_str(), verified.reason.as_str()),
+        ("True", "BreakGlass"),
+        "{}",
+        verified.message
+    );
+    assert!(verified.message.contains("INC-4711"), "{}", verified.message);
 
     // The override is on record: an Event with the break-glass flag and the justification.
     let deadline = Instant::now() + Duration::from_secs(30);
