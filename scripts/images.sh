@@ -145,7 +145,8 @@ if $sign; then
   cargo_sbom="$tools_dir/cargo-sbom/bin/cargo-sbom"
   if [ ! -x "$cargo_sbom" ]; then
     log "installing cargo-sbom 0.10.0 into $tools_dir/cargo-sbom (about a minute)"
-    cargo install --locked --quiet --root "$tools_dir/cargo-sbom" cargo-sbom@0.10.0
+    # Without the images' RUSTFLAGS: crt-static would apply to its proc-macros too.
+    env -u RUSTFLAGS cargo install --locked --quiet --root "$tools_dir/cargo-sbom" cargo-sbom@0.10.0
   fi
 fi
 

@@ -37,9 +37,7 @@ pub const RETRY_AFTER_PANIC: Duration = Duration::from_secs(60);
 pub const FAULT_INJECTION_VARIABLE: &str = "ROLLGATE_FAULT_INJECTION_PANIC_ROLLOUT";
 
 /// Runs `reconcile`, returning the panic's payload if it panicked.
-pub async fn contained<T>(
-    reconcile: impl Future<Output = T>,
-) -> Result<T, Box<dyn Any + Send>> {
+pub async fn contained<T>(reconcile: impl Future<Output = T>) -> Result<T, Box<dyn Any + Send>> {
     AssertUnwindSafe(reconcile).catch_unwind().await
 }
 
@@ -54,7 +52,11 @@ pub fn panic_message(panic: &(dyn Any + Send)) -> String {
 
 /// Reports a panic (its message, [`panic_message`]) on the Rollout it happened for, and says
 /// when to look again.
-pub async fn report(guarded: &DeserializeGuard<Rollout>, panic: String, context: &Context) -> Action {
+pub async fn report(
+    guarded: &DeserializeGuard<Rollout>,
+    panic: String,
+    context: &Context,
+) -> Action {
     let message = format!(
         "the controller failed on this Rollout (a bug, reported; the other Rollouts go on): {panic}"
     );
@@ -68,7 +70,11 @@ pub async fn report(guarded: &DeserializeGuard<Rollout>, panic: String, context:
         let patch = json!({"status": {"phase": RolloutPhase::Degraded, "message": message}});
         context.metrics.request("patch_status");
         if let Err(error) = rollouts
-            .patch_status(&guarded.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(
+                &guarded.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             tracing::warn!(%error, "could not report the panic in the Rollout's status");
@@ -82,7 +88,11 @@ pub async fn report(guarded: &DeserializeGuard<Rollout>, panic: String, context:
         secondary: None,
     };
     context.metrics.request("event");
-    if let Err(error) = context.recorder.publish(&event, &guarded.object_ref(&())).await {
+    if let Err(error) = context
+        .recorder
+        .publish(&event, &guarded.object_ref(&()))
+        .await
+    {
         tracing::warn!(%error, "could not publish the panic event");
     }
     Action::requeue(RETRY_AFTER_PANIC)
@@ -93,7 +103,11 @@ pub fn fault_injection(rollout: &Rollout) {
     let Ok(target) = std::env::var(FAULT_INJECTION_VARIABLE) else {
         return;
     };
-    let this = format!("{}/{}", rollout.namespace().unwrap_or_default(), rollout.name_any());
+    let this = format!(
+        "{}/{}",
+        rollout.namespace().unwrap_or_default(),
+        rollout.name_any()
+    );
     if target == this {
         panic!("fault injection: {FAULT_INJECTION_VARIABLE} names {this}");
     }
@@ -106,7 +120,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_is_caught_with_its_message() {
         let caught = contained(async { panic!("overflow in {}", "replicas") }).await;
-        let panic = caught.err().expect("caught");
+        let panic = caught.expect_err("caught");
         assert_eq!(panic_message(panic.as_ref()), "overflow in replicas");
         let fine = contained(async { 7 }).await;
         assert_eq!(fine.ok(), Some(7));

@@ -127,6 +127,7 @@ mod tests {
         with_head.audit_head = Some(rollgate_crds::rollout::AuditHead {
             sequence: 3,
             hash: "0".repeat(64),
+            ..Default::default()
         });
         assert!(!written.is_behind(&rollout_with(with_head)));
     }

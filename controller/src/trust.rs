@@ -15,9 +15,9 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Resource;
 use kube::api::{Api, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::Resource;
 use rollgate_crds::policies::controller_owned::{
     CONTROLLER_IDENTITY_KEY, CONTROLLER_OWNED_POLICY, CONTROLLER_REPLICASETS_POLICY,
 };
@@ -99,10 +99,17 @@ async fn read(client: &kube::Client) -> Result<(Found, String), kube::Error> {
 /// Checks the trust boundary once and reports it: the gauge, and a log line and a Warning
 /// Event on `lease` when it is not in force. A check that cannot read (RBAC) counts as not in
 /// force.
-pub async fn check(client: &kube::Client, metrics: &Metrics, recorder: &Recorder, lease: (&str, &str)) {
+pub async fn check(
+    client: &kube::Client,
+    metrics: &Metrics,
+    recorder: &Recorder,
+    lease: (&str, &str),
+) {
     let outcome = match read(client).await {
         Ok((found, username)) => assess(&found, &username),
-        Err(error) => TrustCheck::NotInForce(format!("the trust policies could not be read: {error}")),
+        Err(error) => {
+            TrustCheck::NotInForce(format!("the trust policies could not be read: {error}"))
+        }
     };
     let TrustCheck::NotInForce(why) = outcome else {
         metrics.trust_policies_in_force.set(1);
@@ -133,7 +140,10 @@ mod tests {
 
     fn found(owned: bool, identity: Option<&str>) -> Found {
         Found {
-            policies: vec![(CONTROLLER_OWNED_POLICY, owned), (CONTROLLER_REPLICASETS_POLICY, true)],
+            policies: vec![
+                (CONTROLLER_OWNED_POLICY, owned),
+                (CONTROLLER_REPLICASETS_POLICY, true),
+            ],
             identity: identity.map(str::to_owned),
         }
     }
@@ -142,9 +152,14 @@ mod tests {
     fn in_force_only_when_bound_and_naming_this_controller() {
         assert_eq!(assess(&found(true, Some("me")), "me"), TrustCheck::InForce);
         let missing = assess(&found(false, Some("me")), "me");
-        assert!(matches!(missing, TrustCheck::NotInForce(ref why) if why.contains(CONTROLLER_OWNED_POLICY)));
+        assert!(
+            matches!(missing, TrustCheck::NotInForce(ref why) if why.contains(CONTROLLER_OWNED_POLICY))
+        );
         let other = assess(&found(true, Some("someone")), "me");
         assert!(matches!(other, TrustCheck::NotInForce(ref why) if why.contains("runs as me")));
-        assert!(matches!(assess(&found(true, None), "me"), TrustCheck::NotInForce(_)));
+        assert!(matches!(
+            assess(&found(true, None), "me"),
+            TrustCheck::NotInForce(_)
+        ));
     }
 }

@@ -18,8 +18,7 @@ const MAX_DIGITS: usize = 6;
 pub const DURATION_CEL_RULE: &str = "self.matches('^([0-9]{1,6}(ms|s|m|h))+$')";
 
 /// The message the API server returns when a duration field does not parse.
-pub const DURATION_CEL_MESSAGE: &str =
-    "must be a duration such as 30s, 5m, 1h30m or 250ms (units ms, s, m, h; at most 6 digits a unit)";
+pub const DURATION_CEL_MESSAGE: &str = "must be a duration such as 30s, 5m, 1h30m or 250ms (units ms, s, m, h; at most 6 digits a unit)";
 
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -164,9 +164,9 @@ impl AuditLog {
             .filter(|spec| self.own(&target.origin, spec))
             .collect();
         let mut previous = unwritten.last().cloned().or(tree.last.clone());
-        let mut sequence = tree.leaves.len() as u64 + unwritten.len() as u64;
+        let first = tree.leaves.len() as u64 + unwritten.len() as u64;
         let mut new = Vec::new();
-        for event in events {
+        for (sequence, event) in (first..).zip(events) {
             let mut spec = next_record(
                 previous.as_ref(),
                 &target.name,
@@ -192,7 +192,6 @@ impl AuditLog {
                     .sign_record(&target.origin, &mut spec)
                     .map_err(|error| AuditError::Build(error.to_string()))?;
             }
-            sequence += 1;
             previous = Some(spec.clone());
             new.push(spec);
         }

@@ -268,14 +268,21 @@ impl<'o, 'a> Decision<'o, 'a> {
         if self.old.message.as_deref() != Some(problem.as_str()) {
             self.note("SpecRefused", problem.clone());
         }
-        self.condition(condition_types::PROGRESSING, false, "InvalidSpec", problem.clone());
+        self.condition(
+            condition_types::PROGRESSING,
+            false,
+            "InvalidSpec",
+            problem.clone(),
+        );
         self.phase(RolloutPhase::Degraded, problem);
         let observed = self.observed;
         let keep = self
             .old
             .stable_revision
             .clone()
-            .and_then(|stable| super::revision_state(observed, &stable).map(|s| (stable, s.replicas)))
+            .and_then(|stable| {
+                super::revision_state(observed, &stable).map(|s| (stable, s.replicas))
+            })
             .map(|(revision, replicas)| ReplicaSetPlan { revision, replicas });
         self.finish(keep.into_iter().collect(), Vec::new(), None)
     }

@@ -31,7 +31,10 @@ pub fn problem(rollout: &Rollout) -> Option<String> {
     let annotations = template
         .and_then(|m| m.annotations.as_ref())
         .map_or(0, |annotations| {
-            annotations.iter().map(|(k, v)| k.len().saturating_add(v.len())).sum()
+            annotations
+                .iter()
+                .map(|(k, v)| k.len().saturating_add(v.len()))
+                .sum()
         });
     if annotations > ANNOTATIONS_LIMIT {
         return Some(format!(
@@ -42,7 +45,10 @@ pub fn problem(rollout: &Rollout) -> Option<String> {
 }
 
 /// Whether `requirement` selects `labels`, or why not.
-fn selects(requirement: &LabelSelectorRequirement, labels: &BTreeMap<String, String>) -> Result<(), String> {
+fn selects(
+    requirement: &LabelSelectorRequirement,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), String> {
     let value = labels.get(&requirement.key);
     let values = requirement.values.as_deref().unwrap_or_default();
     let ok = match requirement.operator.as_str() {
@@ -96,14 +102,24 @@ mod tests {
         let bad = json!([{"key": "tier", "operator": "In", "values": ["front"]},
                          {"key": "tier", "operator": "In", "values": ["back"]}]);
         let why = problem(&rollout(bad, 10)).unwrap();
-        assert!(why.starts_with("spec.selector.matchExpressions[1] (tier In)"), "{why}");
+        assert!(
+            why.starts_with("spec.selector.matchExpressions[1] (tier In)"),
+            "{why}"
+        );
         let missing = json!([{"key": "zone", "operator": "Exists"}]);
-        assert!(problem(&rollout(missing, 10)).unwrap().contains("label zone is absent"));
+        assert!(
+            problem(&rollout(missing, 10))
+                .unwrap()
+                .contains("label zone is absent")
+        );
     }
 
     #[test]
     fn oversized_annotations_are_named() {
         let why = problem(&rollout(json!([]), 300 * 1024)).unwrap();
-        assert!(why.starts_with("spec.template.metadata.annotations"), "{why}");
+        assert!(
+            why.starts_with("spec.template.metadata.annotations"),
+            "{why}"
+        );
     }
 }

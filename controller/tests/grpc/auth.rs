@@ -193,7 +193,7 @@ async fn an_operator_promotes_aborts_and_retries_in_its_own_name() -> anyhow::Re
         &admin,
         ns,
         "web",
-        json!({"phase": "Paused", "currentStepIndex": 1}),
+        json!({"phase": "Paused", "currentStepIndex": 1, "currentRevision": "rev1"}),
     )
     .await?;
     let promote = PromoteRequest {
@@ -208,6 +208,8 @@ async fn an_operator_promotes_aborts_and_retries_in_its_own_name() -> anyhow::Re
     let action = user_action().await;
     assert_eq!(action.action, UserActionKind::Promote);
     assert_eq!(action.by, operator.username);
+    assert_eq!(action.revision, "rev1");
+    handled(&admin, ns, &action.id).await?;
 
     let retry = RetryRequest {
         rollout: id(ns, "web"),
@@ -226,6 +228,7 @@ async fn an_operator_promotes_aborts_and_retries_in_its_own_name() -> anyhow::Re
     let action = user_action().await;
     assert_eq!(action.action, UserActionKind::Abort);
     assert_eq!(action.reason.as_deref(), Some("error budget burning"));
+    handled(&admin, ns, &action.id).await?;
 
     set_status(
         &admin,
@@ -235,7 +238,9 @@ async fn an_operator_promotes_aborts_and_retries_in_its_own_name() -> anyhow::Re
     )
     .await?;
     client.retry(authed(&operator.token, retry)).await?;
-    assert_eq!(user_action().await.action, UserActionKind::Retry);
+    let action = user_action().await;
+    assert_eq!(action.action, UserActionKind::Retry);
+    handled(&admin, ns, &action.id).await?;
 
     set_status(
         &admin,
@@ -259,5 +264,17 @@ async fn an_operator_promotes_aborts_and_retries_in_its_own_name() -> anyhow::Re
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    Ok(())
+}
+
+/// Plays the controller: marks the action `id` of the Rollout `web` handled.
+async fn handled(admin: &kube::Client, ns: &str, id: &str) -> anyhow::Result<()> {
+    set_status(
+        admin,
+        ns,
+        "web",
+        json!({"handledAction": id, "actionOutcome": {"id": id, "carriedOut": true, "message": "done"}}),
+    )
+    .await?;
     Ok(())
 }

@@ -15,6 +15,7 @@
 //!     Error when a measurement failed: never Successful), never relabel a run (the labels say
 //!     which revision and attempt a verdict belongs to);
 //!   - AuditRecords: created by the controller alone.
+//!
 //!   Kubernetes' own controllers (ServiceAccounts in `kube-system`: the garbage collector and the
 //!   namespace controller) may delete, so deleting a namespace or a Rollout still cleans up.
 //! - `rollgate-controller-replicasets` (same parameter): ReplicaSets labelled
@@ -96,7 +97,7 @@ fn identity_variables() -> Vec<Variable> {
         },
         Variable {
             name: "resource".into(),
-            expression: "request.resource.resource + (request.subResource != '' ? '/' + request.subResource : '')".into(),
+            expression: "request.resource.resource + (has(request.subResource) && request.subResource != '' ? '/' + request.subResource : '')".into(),
         },
     ]
 }

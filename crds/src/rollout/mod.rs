@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 pub use policy::{ApprovalPolicy, Approvers, VerificationPolicyRef};
 pub use status::{
-    AbortStatus, ActionOutcome, AuditHead, ContainerImage, GateStatus, IgnoredApproval, RolloutPhase,
-    RolloutStatus, UserAction, UserActionKind, condition_types,
+    AbortStatus, ActionOutcome, AuditHead, ContainerImage, GateStatus, IgnoredApproval,
+    RolloutPhase, RolloutStatus, UserAction, UserActionKind, condition_types,
 };
 pub use strategy::{
     AnalysisArg, AnalysisStep, AnalysisTemplateRef, ApprovalStep, BlueGreenStrategy, CanaryStep,

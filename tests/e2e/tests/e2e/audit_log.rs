@@ -139,7 +139,7 @@ impl SignedLog {
                 .await?
                 .status
                 .and_then(|s| s.audit_head);
-            if let Some(head) = head
+            if let Some(head) = &head
                 && head.behind == Some(0)
                 && head.published_size == Some(records.len() as u64)
                 && Some(head.sequence) == records.last().map(|r| r.spec.sequence)

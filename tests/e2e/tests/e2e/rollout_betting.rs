@@ -102,7 +102,7 @@ impl Jitter {
                     state ^= state << 13;
                     state ^= state >> 7;
                     state ^= state << 17;
-                    let rate = if state % 2 == 0 { 0.01 } else { 0.15 };
+                    let rate = if state.is_multiple_of(2) { 0.01 } else { 0.15 };
                     // A failed call only skips one change.
                     let _ = app.set_error_rate(rate);
                 }

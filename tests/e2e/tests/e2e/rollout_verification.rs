@@ -231,7 +231,11 @@ async fn break_glass_lets_an_unsigned_digest_through_and_is_recorded() -> anyhow
         "{}",
         verified.message
     );
-    assert!(verified.message.contains("INC-4711"), "{}", verified.message);
+    assert!(
+        verified.message.contains("INC-4711"),
+        "{}",
+        verified.message
+    );
 
     // The override is on record: an Event with the break-glass flag and the justification.
     let deadline = Instant::now() + Duration::from_secs(30);

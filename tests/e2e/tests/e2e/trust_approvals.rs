@@ -24,6 +24,7 @@ use rollgate_crds::requester::requester;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_crds::{Approval, Rollout};
 use rollgate_testsupport::TestNamespace;
+use rollgate_testsupport::approvals::approve_current_revision;
 use rollgate_testsupport::identity::{Credentials, certificate_user, client_for, write_kubeconfig};
 use rollgate_testsupport::tools;
 use serde_json::json;
@@ -124,6 +125,8 @@ async fn an_approver_who_can_impersonate_the_requesting_service_account_does_not
     let rollouts: Api<Rollout> = Api::namespaced(deployer_client, ns);
     let gated = canary("web", json!([{"approval": {}}]))?;
     create_rollout(&rollouts, &gated).await?;
+    // The first revision is gated too: someone uninvolved approves it.
+    approve_current_revision(&installed.cluster, ns, "web", 1, &[]).await?;
     wait_for(&rollouts, "web", "v1 Healthy", healthy(None)).await?;
 
     // Eve changes the template as the ServiceAccount.

@@ -198,7 +198,7 @@ async fn a_namespace_editor_cannot_walk_around_the_gate_by_writing_status() -> a
         "apiVersion": "rollgate.io/v1alpha1", "kind": "AnalysisRun",
         "metadata": {"name": "web-forged", "labels": {"rollgate.io/rollout": "web"}},
         "spec": {"rollout": "web", "revisions": {"canary": v2},
-                 "metrics": [{"name": "m", "prometheus": {"address": "http://127.0.0.1:1", "query": "1"},
+                 "metrics": [{"name": "m", "provider": {"prometheus": {"address": "http://127.0.0.1:1", "query": "1"}},
                               "successCondition": "true"}]}
     });
     let created = Api::<rollgate_crds::analysis::AnalysisRun>::namespaced(as_dana.clone(), ns)
