@@ -32,6 +32,7 @@ bench: setup
 	$(TARGET)/release/revision_hash
 	$(TARGET)/release/judge_throughput
 	$(TARGET)/release/judge_simulation
+	$(TARGET)/release/latency_simulation
 	$(TARGET)/release/verify_latency
 	$(TARGET)/release/grpc_watch
 	$(TARGET)/release/audit_log

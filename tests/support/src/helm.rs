@@ -120,10 +120,12 @@ pub fn container_args(deployment: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A token (ten minutes) of the ServiceAccount `namespace/name`, from the TokenRequest API
-/// (`kubectl create token`).
+/// A token of the ServiceAccount `namespace/name`, from the TokenRequest API (`kubectl create
+/// token`). It lasts four hours: the chart's controller runs on it for the whole test run, and
+/// a token that expired mid-run (it was ten minutes) silently stopped every later test's
+/// Rollouts.
 pub fn service_account_token(cluster: &Cluster, namespace: &str, name: &str) -> Result<String> {
-    let output = cluster.kubectl(&["create", "token", name, "-n", namespace, "--duration=10m"])?;
+    let output = cluster.kubectl(&["create", "token", name, "-n", namespace, "--duration=4h"])?;
     if !output.status.success() {
         bail!(
             "kubectl create token {namespace}/{name}: {}",

@@ -407,6 +407,21 @@ pub(crate) fn installed() -> &'static Installed {
     }
 }
 
+/// Waits until the chart's controller leads on its Lease (so it reconciles), or fails with its
+/// log.
+pub(crate) async fn leading(installed: &Installed) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while installed.controller.metric("rollgate_leader") != Some(1.0) {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the chart's controller does not lead on its Lease:\n{}",
+            installed.controller.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 /// Creates `rollout`, retrying while the API server is still loading the chart's admission
 /// policies (until then the requested-by policy may refuse it).
 pub(crate) async fn create_rollout(api: &Api<Rollout>, rollout: &Rollout) -> anyhow::Result<()> {
@@ -565,15 +580,7 @@ async fn the_installed_charts_rbac_carries_a_canary_through_analysis_and_approva
 -> anyhow::Result<()> {
     let installed = installed();
     let admin = installed.cluster.client().await?;
-    let started = Instant::now();
-    while installed.controller.metric("rollgate_leader") != Some(1.0) {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "the controller never led on the chart's Lease:\n{}",
-            installed.controller.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    leading(installed).await?;
 
     let namespace = TestNamespace::create(&installed.cluster, &admin, "chart-canary").await?;
     let ns = namespace.name();

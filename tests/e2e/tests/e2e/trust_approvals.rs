@@ -29,7 +29,7 @@ use rollgate_testsupport::identity::{Credentials, certificate_user, client_for, 
 use rollgate_testsupport::tools;
 use serde_json::json;
 
-use crate::chart::{Installed, bound, canary, client_of, create_rollout, installed};
+use crate::chart::{Installed, bound, canary, client_of, create_rollout, installed, leading};
 use crate::rollouts::{DIGEST_V2, at, healthy, wait_for};
 
 /// Binds `user` to the ClusterRole `role` in `namespace` (a RoleBinding named `binding`).
@@ -86,6 +86,7 @@ fn wait_until_can(
 async fn an_approver_who_can_impersonate_the_requesting_service_account_does_not_count()
 -> anyhow::Result<()> {
     let installed = installed();
+    leading(installed).await?;
     let admin = installed.cluster.client().await?;
     let namespace = TestNamespace::create(&installed.cluster, &admin, "trust-approve").await?;
     let ns = namespace.name();

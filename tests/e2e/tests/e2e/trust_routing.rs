@@ -24,7 +24,7 @@ use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::{TestNamespace, manifests};
 use serde_json::{Value, json};
 
-use crate::chart::{bound, client_of, create_rollout, installed, is_forbidden};
+use crate::chart::{bound, client_of, create_rollout, installed, is_forbidden, leading};
 use crate::rollouts::{DIGEST_V1, DIGEST_V2, at, healthy, in_phase, set_digest, wait_for};
 
 /// The revision a Service selects (`rollgate.io/revision` in its selector), if any.
@@ -56,6 +56,7 @@ async fn degraded_message(rollouts: &Api<Rollout>, name: &str) -> anyhow::Result
 #[tokio::test]
 async fn a_rollout_cannot_repoint_a_service_that_has_not_opted_in() -> anyhow::Result<()> {
     let installed = installed();
+    leading(installed).await?;
     let admin = installed.cluster.client().await?;
     let namespace = TestNamespace::create(&installed.cluster, &admin, "trust-svc").await?;
     let ns = namespace.name();
@@ -126,6 +127,7 @@ async fn weights(routes: &Api<DynamicObject>) -> anyhow::Result<BTreeMap<String,
 #[tokio::test]
 async fn a_rollout_cannot_reweight_an_http_route_that_has_not_opted_in() -> anyhow::Result<()> {
     let installed = installed();
+    leading(installed).await?;
     let admin = installed.cluster.client().await?;
     let namespace = TestNamespace::create(&installed.cluster, &admin, "trust-route").await?;
     let ns = namespace.name();
