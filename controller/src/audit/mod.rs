@@ -40,7 +40,7 @@ pub mod state;
 pub mod writer;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -296,7 +296,7 @@ impl AuditLog {
         let retry_after = (behind > 0).then(|| backoff(tree.failures));
         self.trees
             .lock()
-            .expect("audit tree cache poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(target.uid.clone(), tree);
         Flushed {
             behind,
@@ -313,7 +313,7 @@ impl AuditLog {
     fn trees_has(&self, uid: &str) -> bool {
         self.trees
             .lock()
-            .expect("audit tree cache poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .contains_key(uid)
     }
 
@@ -322,7 +322,7 @@ impl AuditLog {
         if let Some(tree) = self
             .trees
             .lock()
-            .expect("audit tree cache poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .get(&target.uid)
         {
             return Ok(tree.clone());
@@ -373,7 +373,7 @@ impl AuditLog {
         }
         self.trees
             .lock()
-            .expect("audit tree cache poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(target.uid.clone(), tree.clone());
         Ok(tree)
     }
