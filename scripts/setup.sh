@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything rollgate's tests and demo need, on a fresh Debian machine or an old one:
-# Debian packages (Prometheus, the CNCF distribution registry), the Go-built local cluster
-# (which is also kubectl), the client tools the tests run (cosign, grpcurl, helm), and the Rust
-# build.
+# Debian packages (the CNCF distribution registry, the real node's runc and CNI plugins), the
+# Go-built local cluster (which is also kubectl), the tools the tests run (Prometheus, cosign,
+# grpcurl, helm, crane, containerd), and the Rust build.
 # Idempotent: what is present and current is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,6 @@ log() { printf '==> %s\n' "$*"; }
 
 # --- Debian packages --------------------------------------------------------------------------
 missing=()
-command -v prometheus >/dev/null || missing+=(prometheus)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 # scripts/images.sh: jq writes the provenance, curl waits for its registry, the images carry
 # Debian's CA bundle.
@@ -54,16 +53,16 @@ fi
 ln -sf rollgate-cluster "$tools_dir/kubectl"
 
 # --- Client tools from their own Go modules (tests/tools/<tool>: go.mod pins the version) ----
-# build_tool <name> <main package>: builds tests/tools/<name> into $tools_dir/<name> when the
-# binary is missing or older than the module's go.mod/go.sum.
+# build_tool <name> <main package> [build tags]: builds tests/tools/<name> into
+# $tools_dir/<name> when the binary is missing or older than the module's go.mod/go.sum.
 build_tool() {
-  local name=$1 package=$2 binary="$tools_dir/$1"
+  local name=$1 package=$2 tags=${3:-} binary="$tools_dir/$1"
   local newest
   newest=$(ls -t "tests/tools/$name/go.mod" "tests/tools/$name/go.sum" | head -n 1)
   if [ ! -x "$binary" ] || [ "$newest" -nt "$binary" ]; then
     log "building $name (cold: minutes on 2 cores; cached: seconds)"
     start=$(date +%s)
-    (cd "tests/tools/$name" && go build -trimpath -ldflags "-s -w" -o "$binary" "$package")
+    (cd "tests/tools/$name" && go build -trimpath -ldflags "-s -w" -tags "$tags" -o "$binary" "$package")
     log "built $binary in $(( $(date +%s) - start )) s"
   fi
 }
@@ -71,6 +70,9 @@ build_tool cosign github.com/sigstore/cosign/v3/cmd/cosign
 build_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 build_tool helm helm.sh/helm/v4/cmd/helm
 build_tool crane github.com/google/go-containerregistry/cmd/crane
+# Prometheus with Kubernetes service discovery (Debian's package has none), and no other
+# discovery plugin than file and HTTP: the tags spare a cold build the cloud SDKs.
+build_tool prometheus github.com/prometheus/prometheus/cmd/prometheus remove_all_sd,enable_kubernetes_sd
 
 # --- The real node's runtime: containerd v2, its runc shim and ctr (tests/tools/containerd) ---
 for tool in containerd containerd-shim-runc-v2 ctr; do

@@ -178,7 +178,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .add_service(reflection)
         .add_service(AnalysisServiceServer::new(analysis))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
-            shutdown_signal().await;
+            rollgate_runtime::shutdown_signal().await;
             tracing::info!("stopping: finishing in-flight requests");
         })
         .await;
@@ -187,20 +187,4 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     served.context("the gRPC server failed")?;
     tracing::info!("rollgate-analysis stopped");
     Ok(())
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }

@@ -1,4 +1,4 @@
-//! The analysis service against real components: a real Prometheus (Debian's package) scraping
+//! The analysis service against real components: a real Prometheus (built from its Go module) scraping
 //! real demo-app processes under load, and the real `rollgate-analysis` binary called by a real
 //! tonic client.
 //!

@@ -106,8 +106,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let grpc = tokio::spawn({
         let (grpc_settings, grpc_client) = (settings.grpc.clone(), client.clone());
         async move {
-            if let Err(error) =
-                crate::grpc::serve(grpc_settings, grpc_client, shutdown_signal()).await
+            if let Err(error) = crate::grpc::serve(
+                grpc_settings,
+                grpc_client,
+                rollgate_runtime::shutdown_signal(),
+            )
+            .await
             {
                 tracing::error!(%error, "the RolloutService gRPC server failed");
             }
@@ -135,7 +139,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         metrics.leader.set(1);
         tokio::select! {
             () = controllers::run(client, context, &settings) => {}
-            () = shutdown_signal() => {}
+            () = rollgate_runtime::shutdown_signal() => {}
         }
         admin.abort();
         grpc.abort();
@@ -153,7 +157,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (mut leader, lease_task) = manager.watch().await;
     ready.store(true, Ordering::Relaxed);
     tracing::info!(lease = %settings.lease_name, instance = %settings.instance, "waiting for the leader lease");
-    let shutdown = shutdown_signal();
+    let shutdown = rollgate_runtime::shutdown_signal();
     tokio::pin!(shutdown);
     'lead: loop {
         while !*leader.borrow_and_update() {
@@ -212,21 +216,5 @@ async fn image_verification(client: kube::Client, settings: &Settings) -> ImageV
     ImageVerification {
         verifier: Verifier::new(config),
         policies,
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
     }
 }

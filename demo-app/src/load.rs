@@ -24,6 +24,11 @@ pub struct LoadArgs {
     /// Timeout of one request, for example `2s`.
     #[arg(long, default_value = "2s", value_parser = crate::parse_duration)]
     pub timeout: Duration,
+    /// Open a new connection for every request instead of reusing one. A Kubernetes Service
+    /// (kube-proxy) picks a pod per connection, so only fresh connections spread requests over
+    /// the pods in proportion to their number.
+    #[arg(long)]
+    pub new_connection_per_request: bool,
 }
 
 /// What a load run did.
@@ -47,7 +52,11 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         args.duration <= MAX_DURATION,
         "--duration must be at most {MAX_DURATION:?}"
     );
-    let client = reqwest::Client::builder().timeout(args.timeout).build()?;
+    let mut client = reqwest::Client::builder().timeout(args.timeout);
+    if args.new_connection_per_request {
+        client = client.pool_max_idle_per_host(0);
+    }
+    let client = client.build()?;
     let summary = Arc::new(Summary::default());
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rps));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -188,9 +188,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listener.local_addr()?
     );
     axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(rollgate_runtime::shutdown_signal())
         .await?;
     Ok(())
 }

@@ -152,6 +152,14 @@ func addNodeInterface() error {
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("up %s: %w", nodeInterface, err)
 	}
+	// A pod's connection to a Service whose endpoint is another pod is routed (DNAT to the
+	// endpoint, back out of the bridge): IPv4 forwarding for packets that enter from this
+	// bridge only. The host's ip_forward stays as it was, nothing arriving on another interface
+	// is forwarded, and the setting goes with the bridge at teardown.
+	forwarding := filepath.Join("/proc/sys/net/ipv4/conf", nodeInterface, "forwarding")
+	if err := os.WriteFile(forwarding, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("forwarding on %s: %w", nodeInterface, err)
+	}
 	_, services, err := net.ParseCIDR(serviceCIDR)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 )
@@ -14,9 +15,11 @@ import (
 // sandbox image is pinned and local, nothing is pulled. Choices of ours: containerd, runc, CNI
 // state and the kubelet live under the node's directory; the pods' only route is to
 // 198.18.0.0/15 (no default route, no masquerading), so nothing they send leaves the machine;
-// kube-proxy leaves the host's conntrack sysctls and route_localnet alone.
+// kube-proxy leaves the host's conntrack sysctls and route_localnet alone. Registries named by
+// --plain-http-registry get a hosts.toml under <node dir>/registries (containerd's config_path),
+// so pods can pull from a test registry by digest; every other registry is reached over HTTPS.
 func (n *realNode) writeConfig(certs *pki, server string) error {
-	for _, sub := range []string{"containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "runc", "opt"} {
+	for _, sub := range []string{"containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "runc", "opt", "registries"} {
 		if err := os.MkdirAll(n.path(sub), 0o755); err != nil {
 			return err
 		}
@@ -26,6 +29,15 @@ func (n *realNode) writeConfig(certs *pki, server string) error {
 		"cni/net.d/10-rollgate.conflist": n.cniConfig(),
 		"kubelet.yaml":                   n.kubeletConfig(certs),
 		"kube-proxy.yaml":                n.kubeProxyConfig(),
+	}
+	for _, registry := range n.options.plainHTTPRegistries {
+		if _, _, err := net.SplitHostPort(registry); err != nil {
+			return fmt.Errorf("--plain-http-registry %q: want host:port: %w", registry, err)
+		}
+		if err := os.MkdirAll(n.path("registries", registry), 0o755); err != nil {
+			return err
+		}
+		files[filepath.Join("registries", registry, "hosts.toml")] = plainHTTPHosts(registry)
 	}
 	for name, content := range files {
 		if err := os.WriteFile(n.path(name), []byte(content), 0o644); err != nil {
@@ -57,6 +69,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   snapshotter = "overlayfs"
   [plugins."io.containerd.cri.v1.images".pinned_images]
     sandbox = %[6]q
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = %[9]q
 
 [plugins."io.containerd.cri.v1.runtime"]
   restrict_oom_score_adj = true
@@ -79,7 +93,17 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
 `, n.path("containerd", "root"), n.path("containerd", "state"), n.socket(), n.socket()+".ttrpc",
-		n.path("opt"), n.options.sandboxImage, n.path("cni", "net.d"), n.path("runc"))
+		n.path("opt"), n.options.sandboxImage, n.path("cni", "net.d"), n.path("runc"), n.path("registries"))
+}
+
+// plainHTTPHosts is containerd's hosts.toml for a registry reached over plain HTTP: pulls and
+// tag resolution only, nothing else is tried (no HTTPS, no fallback to another host).
+func plainHTTPHosts(registry string) string {
+	return fmt.Sprintf(`server = "http://%[1]s"
+
+[host."http://%[1]s"]
+  capabilities = ["pull", "resolve"]
+`, registry)
 }
 
 func (n *realNode) cniConfig() string {

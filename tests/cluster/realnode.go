@@ -18,9 +18,10 @@ import (
 
 // nodeOptions are the flags of `up` for the real node.
 type nodeOptions struct {
-	enabled      bool
-	sandboxImage string
-	imports      stringList
+	enabled             bool
+	sandboxImage        string
+	imports             stringList
+	plainHTTPRegistries stringList
 }
 
 // stringList is a repeatable string flag.

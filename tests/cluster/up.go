@@ -48,6 +48,7 @@ func runUp() {
 	fs.BoolVar(&opts.node.enabled, "real-node", false, "also run one real node (kubelet, kube-proxy, containerd, runc) beside the kwok nodes; needs root")
 	fs.StringVar(&opts.node.sandboxImage, "sandbox-image", "", "the pause image the real node's pod sandboxes use; it must be in an --import tarball")
 	fs.Var(&opts.node.imports, "import", "an image tarball to import into the real node's containerd (repeatable)")
+	fs.Var(&opts.node.plainHTTPRegistries, "plain-http-registry", "a registry (host:port) the real node's containerd pulls from over plain HTTP, for example a test registry on the node's address (repeatable)")
 	exitWithParent := fs.Bool("exit-with-parent", false, "stop the cluster when the process that started it exits")
 	removeDir := fs.Bool("remove-dir", false, "remove --dir once the cluster has stopped")
 	_ = fs.Parse(os.Args[1:])

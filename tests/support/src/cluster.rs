@@ -152,6 +152,30 @@ impl Cluster {
             .context("run kubectl")
     }
 
+    /// Runs kubectl like [`Cluster::kubectl`]; its trimmed standard output, or an error naming
+    /// the command with its stderr when it fails.
+    pub fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
+        let output = self.kubectl(args)?;
+        if !output.status.success() {
+            bail!(
+                "kubectl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// Applies `manifest` (JSON) with kubectl, keeping it as `<cluster dir>/<name>.json` for
+    /// whoever reads the run afterwards.
+    pub fn apply_json(&self, name: &str, manifest: &serde_json::Value) -> Result<()> {
+        let path = self.dir().join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(manifest)?)?;
+        self.kubectl_ok(&["apply", "-f", path.to_str().context("path is not UTF-8")?])
+            .with_context(|| format!("apply {name}"))?;
+        Ok(())
+    }
+
     /// Applies rollgate's generated CRDs (`crds/yaml`) and the Gateway API CRDs (generated from
     /// the `gateway-api` crate), waits until they are established, then installs rollgate's
     /// admission policies (`crds/policies`) and waits until the API server enforces them.

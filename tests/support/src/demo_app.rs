@@ -186,6 +186,26 @@ impl LoadGenerator {
     /// Sends `rps` requests per second, round-robin over `targets` (URLs), for `duration`
     /// (at most an hour; the generator then exits by itself).
     pub fn start(targets: &[String], rps: f64, duration: Duration) -> Result<Self> {
+        Self::spawn(targets, rps, duration, false)
+    }
+
+    /// As [`Self::start`], opening a new connection for every request, so that a Service in
+    /// front of several pods (kube-proxy picks a pod per connection) spreads the requests over
+    /// them.
+    pub fn start_over_new_connections(
+        targets: &[String],
+        rps: f64,
+        duration: Duration,
+    ) -> Result<Self> {
+        Self::spawn(targets, rps, duration, true)
+    }
+
+    fn spawn(
+        targets: &[String],
+        rps: f64,
+        duration: Duration,
+        new_connection_per_request: bool,
+    ) -> Result<Self> {
         if targets.is_empty() {
             bail!("a load generator needs at least one target");
         }
@@ -200,6 +220,9 @@ impl LoadGenerator {
             format!("--duration={}ms", duration.as_millis()),
         ];
         args.extend(targets.iter().map(|target| format!("--target={target}")));
+        if new_connection_per_request {
+            args.push("--new-connection-per-request".to_owned());
+        }
         let child = spawn_supervised(&binary.to_string_lossy(), &args, &log)?;
         Ok(LoadGenerator {
             child,

@@ -78,6 +78,39 @@ impl Helm {
         Ok(stdout)
     }
 
+    /// `helm install <release> charts/rollgate --namespace <namespace> --wait` against
+    /// `cluster` (its admin kubeconfig), waiting up to `timeout` (`90s`) for every resource to
+    /// be ready, with `extra` arguments (`-f`, `--set`, `--create-namespace`).
+    pub fn install(
+        &self,
+        cluster: &Cluster,
+        release: &str,
+        namespace: &str,
+        timeout: &str,
+        extra: &[&str],
+    ) -> Result<String> {
+        let kubeconfig = cluster
+            .kubeconfig()
+            .to_str()
+            .context("kubeconfig path is not UTF-8")?;
+        let chart = chart_dir();
+        let chart = chart.to_str().context("chart path is not UTF-8")?;
+        let mut args = vec![
+            "install",
+            release,
+            chart,
+            "--namespace",
+            namespace,
+            "--kubeconfig",
+            kubeconfig,
+            "--wait",
+            "--timeout",
+            timeout,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     /// `helm template <release> charts/rollgate --namespace <namespace>` with `extra`
     /// arguments (`-f`, `--set`), as JSON documents.
     pub fn template(&self, release: &str, namespace: &str, extra: &[&str]) -> Result<Vec<Value>> {

@@ -4,13 +4,15 @@
 //!   built when missing or stale, started once per test process and shared by its tests, with
 //!   rollgate's CRDs installed.
 //! - [`namespace`]: a namespace of its own for each test, deleted when the test ends.
-//! - [`prometheus`] and [`registry`]: Debian's Prometheus and the CNCF distribution registry
+//! - [`prometheus`] and [`registry`]: Prometheus (built from its Go module) and the CNCF distribution registry
 //!   (`docker-registry`), each on a free loopback port, each a handle that stops its process when
 //!   dropped.
 //! - [`demo_app`] and [`analysis`]: the workspace's demo workload (one process per revision,
 //!   with a load generator) and analysis service, built from the workspace on first use.
 //! - [`real_node`]: a cluster of its own with one real node (kubelet, kube-proxy, containerd,
-//!   runc), and [`host_snapshot`] to check that stopping it leaves the host as it was.
+//!   runc), and [`host_snapshot`] to check that stopping it leaves the host as it was;
+//!   [`real_install`]: rollgate's images built, pushed and signed, and the chart installed by
+//!   Helm on that node as real pods.
 //! - [`identity`] and [`grpcurl`]: ServiceAccounts with tokens and RBAC grants for tests of the
 //!   gRPC API, and grpcurl built from its Go module (`tests/tools/grpcurl`).
 //!
@@ -35,6 +37,7 @@ pub mod namespace;
 pub mod oci_push;
 pub mod process;
 pub mod prometheus;
+pub mod real_install;
 pub mod real_node;
 pub mod registry;
 pub mod signing;

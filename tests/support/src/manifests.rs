@@ -16,18 +16,26 @@ pub fn rollout(
     digest: &str,
     strategy: Value,
 ) -> anyhow::Result<Rollout> {
-    Ok(serde_json::from_value(json!({
+    let template = json!({"spec": {"containers": [{"name": "app", "image": app_image(digest)}]}});
+    Ok(serde_json::from_value(rollout_manifest(
+        name, replicas, template, strategy,
+    ))?)
+}
+
+/// The JSON of a Rollout named `name` with `replicas` pods of the pod template `template`
+/// (its labels get `app: <name>`, which the selector matches), released by `strategy` (the
+/// JSON of `spec.strategy`). Callers add what else they need (`spec.verification`, ...).
+pub fn rollout_manifest(name: &str, replicas: i32, mut template: Value, strategy: Value) -> Value {
+    template["metadata"]["labels"]["app"] = json!(name);
+    json!({
         "apiVersion": "rollgate.io/v1alpha1",
         "kind": "Rollout",
         "metadata": {"name": name},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": app_image(digest)}]}
-            },
+            "template": template,
             "strategy": strategy
         }
-    }))?)
+    })
 }

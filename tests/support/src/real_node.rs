@@ -3,8 +3,8 @@
 //! real pods from images built here.
 //!
 //! Only one real node can run on a machine (the kubelet's and kube-proxy's ports are fixed), so
-//! [`RealNodeCluster::start`] waits for the one before it in this process to stop. It needs
-//! root, and the Debian packages `runc`, `containernetworking-plugins`, `iptables` and
+//! [`RealNodeCluster::start_with`] waits (through [`claim_host`]) for the one before it in this
+//! process to stop. It needs root, and the Debian packages `runc`, `containernetworking-plugins`, `iptables` and
 //! `conntrack` (`scripts/setup.sh` installs them). The images imported into its containerd are
 //! the pause image (`scripts/images.sh --images pause`, built when missing) and the probe
 //! ([`PROBE_IMAGE`]), an HTTP server that reaches the API server through the `kubernetes`
@@ -32,22 +32,64 @@ pub const PROBE_IMAGE: &str = "rollgate.test/probe:1";
 /// The port the probe listens on.
 pub const PROBE_PORT: u16 = 8080;
 
+/// The real node's address (on the host's `rg-br0` bridge). Pods reach the host there, so a
+/// fixture that pods must reach (a registry, Prometheus) listens on it.
+pub const NODE_IP: &str = "198.18.0.2";
+
 static ONE_REAL_NODE: Mutex<()> = Mutex::new(());
+
+/// The right to run this machine's one real node (its ports, bridge and host state are fixed).
+/// Holding it keeps every other real node of the process from starting, so a test can look at
+/// the host before a node starts and after it stopped without another test's node in view.
+pub struct HostClaim {
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// Waits until no other real node of this process runs, and claims the host.
+pub fn claim_host() -> HostClaim {
+    HostClaim {
+        _guard: ONE_REAL_NODE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    }
+}
+
+/// How [`RealNodeCluster::start_with`] sets the cluster up.
+#[derive(Debug, Clone)]
+pub struct RealNodeOptions {
+    /// Registries (`host:port`) the node's containerd pulls from over plain HTTP.
+    pub plain_http_registries: Vec<String>,
+    /// Fake kwok nodes beside the real one (`up --nodes`); with none, every pod runs on the
+    /// real node.
+    pub kwok_nodes: u32,
+}
+
+impl Default for RealNodeOptions {
+    fn default() -> Self {
+        Self {
+            plain_http_registries: Vec::new(),
+            kwok_nodes: 2,
+        }
+    }
+}
 
 /// A running cluster with a real node. Dropping it stops the cluster, and `up` undoes the
 /// node's changes to the host.
 pub struct RealNodeCluster {
     cluster: Cluster,
-    _only_one: MutexGuard<'static, ()>,
+    claim: HostClaim,
 }
 
 impl RealNodeCluster {
-    /// Builds the images, starts the cluster and waits until the real node is Ready (`up`
-    /// prints its ready line only then). Blocking.
-    pub fn start() -> Result<Self> {
-        let only_one = ONE_REAL_NODE
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// Claims the host (waiting for any other real node of the process to stop), builds the
+    /// images, starts the cluster set up as `options` say and waits until the real node is
+    /// Ready (`up` prints its ready line only then). Blocking.
+    pub fn start_with(options: &RealNodeOptions) -> Result<Self> {
+        Self::start_claimed(claim_host(), options)
+    }
+
+    /// As [`Self::start_with`], on a host already claimed with [`claim_host`].
+    pub fn start_claimed(claim: HostClaim, options: &RealNodeOptions) -> Result<Self> {
         let (pause, pause_name) = pause_image()?;
         let probe = probe_binary()?;
         let binary = tools::cluster_binary()?;
@@ -74,6 +116,10 @@ impl RealNodeCluster {
             args.push(pause.clone().into());
             args.push("--import".into());
             args.push(probe_archive.into());
+            args.push(format!("--nodes={}", options.kwok_nodes).into());
+            for registry in &options.plain_http_registries {
+                args.push(format!("--plain-http-registry={registry}").into());
+            }
             args
         });
         if let Some(error) = archive_error {
@@ -81,7 +127,7 @@ impl RealNodeCluster {
         }
         Ok(Self {
             cluster: cluster?,
-            _only_one: only_one,
+            claim,
         })
     }
 
@@ -90,9 +136,11 @@ impl RealNodeCluster {
         &self.cluster
     }
 
-    /// Stops the cluster and waits until `up` has exited, its teardown done.
-    pub fn stop(self) -> Result<()> {
-        self.cluster.stop()
+    /// Stops the cluster and waits until `up` has exited, its teardown done. The host stays
+    /// claimed until the returned claim is dropped.
+    pub fn stop(self) -> Result<HostClaim> {
+        self.cluster.stop()?;
+        Ok(self.claim)
     }
 }
 

@@ -75,6 +75,12 @@ pub fn kubectl() -> Result<PathBuf> {
 /// `target/tools/<binary>`, when the binary is missing or older than go.mod/go.sum. Builds are
 /// serialised in this process.
 pub fn go_tool(module: &str, package: &str, binary: &str) -> Result<PathBuf> {
+    go_tool_tagged(module, package, binary, &[])
+}
+
+/// [`go_tool`] with Go build tags (`-tags`), for tools whose optional parts are chosen by tags.
+/// `scripts/setup.sh` builds the same tools with the same tags.
+pub fn go_tool_tagged(module: &str, package: &str, binary: &str, tags: &[&str]) -> Result<PathBuf> {
     let _guard = BUILD_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -90,7 +96,15 @@ pub fn go_tool(module: &str, package: &str, binary: &str) -> Result<PathBuf> {
         std::fs::create_dir_all(tools_dir())?;
         eprintln!("building {} from tests/tools/{module}", path.display());
         let status = Command::new("go")
-            .args(["build", "-trimpath", "-ldflags", "-s -w", "-o"])
+            .args([
+                "build",
+                "-trimpath",
+                "-ldflags",
+                "-s -w",
+                "-tags",
+                &tags.join(","),
+            ])
+            .arg("-o")
             .arg(&path)
             .arg(package)
             .current_dir(&module_dir)

@@ -312,27 +312,22 @@ fn install() -> anyhow::Result<Installed> {
 
     let helm = Helm::new()?;
     let kubeconfig = cluster.kubeconfig().to_string_lossy().into_owned();
-    let chart = chart_dir().to_string_lossy().into_owned();
-    helm.run(&[
-        "install",
+    helm.install(
+        &cluster,
         RELEASE,
-        &chart,
-        "--namespace",
         NAMESPACE,
-        "--create-namespace",
-        "--kubeconfig",
-        &kubeconfig,
-        "--wait",
-        "--timeout",
         "90s",
-        "-f",
-        &default_values(),
-        // The test's digests are in no registry: only the digest rule applies.
-        "--set",
-        "controller.imageVerification=off",
-        "--set",
-        "controller.leaderElection.leaseDurationSeconds=5",
-    ])?;
+        &[
+            "--create-namespace",
+            "-f",
+            &default_values(),
+            // The test's digests are in no registry: only the digest rule applies.
+            "--set",
+            "controller.imageVerification=off",
+            "--set",
+            "controller.leaderElection.leaseDurationSeconds=5",
+        ],
+    )?;
     let manifest = documents(&helm.run(&[
         "get",
         "manifest",

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rollgate_testsupport::host_snapshot::HostSnapshot;
-use rollgate_testsupport::real_node::{NODE_NAME, PROBE_IMAGE, PROBE_PORT, RealNodeCluster};
+use rollgate_testsupport::real_node::{
+    NODE_NAME, PROBE_IMAGE, PROBE_PORT, RealNodeCluster, RealNodeOptions, claim_host,
+};
 
 /// The probe pod and a Service in front of it, in the default namespace of the cluster.
 fn probe_manifest() -> serde_json::Value {
@@ -48,18 +50,6 @@ fn probe_manifest() -> serde_json::Value {
     })
 }
 
-fn kubectl(cluster: &RealNodeCluster, args: &[&str]) -> Result<String> {
-    let out = cluster.cluster().kubectl(args)?;
-    if !out.status.success() {
-        bail!(
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 /// The resident memory of each process named in `names` whose command line names `dir`.
 fn rss_report(dir: &std::path::Path, names: &[&str]) -> Vec<String> {
     let dir = dir.to_string_lossy();
@@ -89,40 +79,40 @@ fn rss_report(dir: &std::path::Path, names: &[&str]) -> Vec<String> {
 #[test]
 fn a_real_pod_serves_its_cluster_ip_reaches_the_api_server_and_the_host_is_restored() -> Result<()>
 {
+    // The host is claimed first: another test's real node must be neither in the picture
+    // before nor start before the picture after.
+    let claim = claim_host();
     let before_dir = std::env::temp_dir().join("rollgate-cluster-none");
     let before = HostSnapshot::take(&before_dir)?;
 
     let began = Instant::now();
-    let node = RealNodeCluster::start().context("start a cluster with a real node")?;
+    let node = RealNodeCluster::start_claimed(claim, &RealNodeOptions::default())
+        .context("start a cluster with a real node")?;
     let node_ready = began.elapsed();
     let dir = node.cluster().dir().to_path_buf();
 
     let manifest = dir.join("probe.json");
     std::fs::write(&manifest, serde_json::to_vec(&probe_manifest())?)?;
     let applied = Instant::now();
-    kubectl(&node, &["apply", "-f", manifest.to_str().context("path")?])?;
-    kubectl(
-        &node,
-        &[
+    node.cluster()
+        .kubectl_ok(&["apply", "-f", manifest.to_str().context("path")?])?;
+    node.cluster()
+        .kubectl_ok(&[
             "wait",
             "--for=condition=Ready",
             "pod/probe",
             "--timeout=90s",
-        ],
-    )
-    .context("the probe pod (Ready only once the API server answered it)")?;
+        ])
+        .context("the probe pod (Ready only once the API server answered it)")?;
     let pod_ready = applied.elapsed();
 
-    let cluster_ip = kubectl(
-        &node,
-        &[
-            "get",
-            "service",
-            "probe",
-            "-o",
-            "jsonpath={.spec.clusterIP}",
-        ],
-    )?;
+    let cluster_ip = node.cluster().kubectl_ok(&[
+        "get",
+        "service",
+        "probe",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ])?;
     assert!(
         cluster_ip.starts_with("198.18."),
         "ClusterIP {cluster_ip} outside the test range"
@@ -151,10 +141,9 @@ fn a_real_pod_serves_its_cluster_ip_reaches_the_api_server_and_the_host_is_resto
         body["user"], "system:serviceaccount:default:default",
         "{body}"
     );
-    let pod_ip = kubectl(
-        &node,
-        &["get", "pod", "probe", "-o", "jsonpath={.status.podIP}"],
-    )?;
+    let pod_ip =
+        node.cluster()
+            .kubectl_ok(&["get", "pod", "probe", "-o", "jsonpath={.status.podIP}"])?;
     assert!(
         pod_ip.starts_with("198.19.0."),
         "pod IP {pod_ip} outside the node's pod range"
@@ -193,7 +182,7 @@ fn a_real_pod_serves_its_cluster_ip_reaches_the_api_server_and_the_host_is_resto
          answering {cluster_ip_answering:.1?} after apply; RSS {rss:?}"
     );
 
-    node.stop()?;
+    let _claim = node.stop()?;
     let after = HostSnapshot::take(&dir)?;
     let left = before.diff(&after);
     assert!(
