@@ -4,6 +4,7 @@
 #
 #   bash scripts/images.sh [--registry HOST[:PORT][/PREFIX]] [--key COSIGN_KEY] [--out DIR]
 #                          [--images "pause controller ..."] [--insecure] [--no-sign]
+#                          [--progress]
 #
 # Images (each `rollgate-<name>`): controller, analysis, demo-app, pause (the sandbox image of
 # the real node). Each holds one binary in /usr/bin, Debian's CA bundle in /etc/ssl/certs,
@@ -28,6 +29,9 @@
 # with --insecure. Key: --key or COSIGN_KEY (its password in COSIGN_PASSWORD); when neither is
 # given a key pair without password is generated into the output directory.
 #
+# --progress: cargo prints each crate it compiles (quiet otherwise), for callers that show the
+# build as it goes (the demo).
+#
 # Output (--out, default target/images): digests.txt (`name repository@digest`),
 # values-images.yaml (chart values pinning the images by digest), rollgate-pause.tar (the pause
 # image as a tarball for `ctr -n k8s.io images import`, named rollgate.local/rollgate-pause:
@@ -50,6 +54,7 @@ out="$PWD/target/images"
 images="controller analysis demo-app pause"
 insecure=false
 sign=true
+cargo_quiet=(--quiet)
 while (($#)); do
   case $1 in
     --registry) registry=$2; shift 2 ;;
@@ -58,6 +63,7 @@ while (($#)); do
     --images) images=$2; shift 2 ;;
     --insecure) insecure=true; shift ;;
     --no-sign) sign=false; shift ;;
+    --progress) cargo_quiet=(); shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -93,7 +99,7 @@ log "building ${packages[*]} (release, $triple, crt-static)"
 start=$(date +%s)
 started_on=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # --target keeps these flags off build scripts and proc-macros and the output in its own dir.
-cargo build --locked --release --quiet --target "$triple" "${packages[@]}"
+cargo build --locked --release "${cargo_quiet[@]}" --target "$triple" "${packages[@]}"
 log "built the binaries in $(($(date +%s) - start)) s"
 bin_dir="$target_dir/$triple/release"
 

@@ -1,20 +1,28 @@
-//! `rollgate-demo`: the whole product on the local cluster, one stage at a time, each stage
+//! `rollgate-demo`: the whole product as its users run it, one stage at a time, each stage
 //! saying what happens and why.
 //!
-//! 1. a local cluster of its own with rollgate's CRDs and admission policies, Prometheus, an OCI
-//!    registry, the analysis service and the controller (image verification enforced);
-//! 2. an image pushed and signed, and an ImagePolicy that trusts the signing key;
-//! 3. a canary of the signed digest: 20% of the pods, an error-rate analysis on real metrics,
-//!    then an approval gate, followed live by `kubectl rollgate status --watch`;
+//! 1. rollgate installed by Helm on a local cluster with one real node: its images built here,
+//!    pushed by digest and signed; controller (two replicas) and analysis service as real pods;
+//! 2. releases of the app made from the signed demo-app image, signed with a release key, and
+//!    an ImagePolicy that trusts that key;
+//! 3. a canary of real pods: 20% of the pods answer about 20% of the real requests sent through
+//!    the app's Service (counted by each pod), an error-rate analysis on Prometheus metrics
+//!    scraped from the pods, then an approval gate, followed live by
+//!    `kubectl rollgate status --watch`;
 //! 4. the gate approved from the CLI by a release manager (the requester's own approval does not
 //!    count), and the rollout completes;
-//! 5. a signed but bad revision breaches its SLO: the analysis fails and the Rollout aborts;
+//! 5. a signed but bad revision breaches its SLO: the analysis fails, the Rollout aborts, and
+//!    every request goes back to stable;
 //! 6. an unsigned image is refused before anything runs;
-//! 7. the Rollout's history and its audit chain.
+//! 7. the Rollout's history, and its audit log verified against the signed checkpoints
+//!    published outside the cluster.
 //!
-//! Every process it starts (the cluster, Prometheus, the registry, the services, the demo apps,
-//! the CLI) stops when it ends, fails, or is interrupted (Ctrl-C or SIGTERM): the fixtures stop
-//! their processes when dropped, and each is supervised so that it also dies with this process.
+//! A machine runs one real node at a time: when a test or another demo holds it, the demo says
+//! so and waits. Long steps (the image build, the install) print their lines as they go and
+//! say they are still at work after 15 quiet seconds. Every process it starts stops when it
+//! ends, fails, or is interrupted (Ctrl-C or SIGTERM), and the real node's changes to the host
+//! are undone: the fixtures stop their processes when dropped, and each is supervised so that
+//! it also dies with this process.
 //!
 //! Exit codes: 0 the story ran to the end, 1 a stage failed, 130 interrupted.
 

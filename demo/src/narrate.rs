@@ -2,8 +2,13 @@
 //! success line per stage (`[n/7] ✓ …`, which the demo's test looks for) and, when a person is
 //! watching, a pause between stages.
 
+use std::future::Future;
 use std::io::Write as _;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// How long a long step may go without a line before the demo says it is still at work.
+const QUIET_AT_MOST: Duration = Duration::from_secs(15);
 
 /// The number of stages.
 pub const STAGES: usize = 7;
@@ -83,5 +88,64 @@ impl Narrator {
             std::io::stdin().read_line(&mut line)
         })
         .await;
+    }
+}
+
+/// The lines of a long step (a build, an install) as they come, with a line saying the step
+/// goes on whenever it has said nothing for [`QUIET_AT_MOST`]: the demo is never silent for a
+/// minute.
+pub struct Progress {
+    started: Instant,
+    last_line: Mutex<Instant>,
+}
+
+impl Progress {
+    /// A step starting now.
+    pub fn new() -> Self {
+        let now = Instant::now();
+        Progress {
+            started: now,
+            last_line: Mutex::new(now),
+        }
+    }
+
+    /// Shows one line of the step's own output.
+    pub fn line(&self, text: &str) {
+        println!("      {text}");
+        self.heard();
+    }
+
+    fn heard(&self) {
+        *self
+            .last_line
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
+    }
+
+    fn quiet_for(&self) -> Duration {
+        self.last_line
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .elapsed()
+    }
+
+    /// Runs `work`, saying it is still at work whenever it has been quiet too long.
+    pub async fn around<T>(&self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tick.tick() => {
+                    if self.quiet_for() >= QUIET_AT_MOST {
+                        println!(
+                            "      … still at it ({:.0}s since this step began)",
+                            self.started.elapsed().as_secs_f64()
+                        );
+                        self.heard();
+                    }
+                }
+            }
+        }
     }
 }

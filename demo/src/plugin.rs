@@ -63,9 +63,28 @@ impl Plugin {
                     format!("kubectl rollgate {} did not finish in 60s", args.join(" "))
                 })?
                 .with_context(|| format!("run {}", self.binary.display()))?;
-        let text = [&output.stdout[..], &output.stderr[..]].concat();
-        for line in String::from_utf8_lossy(&text).lines() {
-            println!("      {line}");
+        show(&output);
+        Ok(output)
+    }
+
+    /// Runs `kubectl rollgate <args>` that needs no cluster (`audit keygen`), printing the
+    /// command line and its output; fails unless it exits 0.
+    pub async fn run_plain(&self, args: &[&str]) -> Result<Output> {
+        println!("  $ kubectl rollgate {}", shell_words(args));
+        let output = Command::new(&self.binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .with_context(|| format!("run {}", self.binary.display()))?;
+        show(&output);
+        if !output.status.success() {
+            bail!(
+                "kubectl rollgate {} exited with {}",
+                args.join(" "),
+                output.status
+            );
         }
         Ok(output)
     }
@@ -150,4 +169,12 @@ fn shell_words(args: &[&str]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Prints a command's output, stdout then stderr, indented.
+fn show(output: &Output) {
+    let text = [&output.stdout[..], &output.stderr[..]].concat();
+    for line in String::from_utf8_lossy(&text).lines() {
+        println!("      {line}");
+    }
 }

@@ -1,46 +1,50 @@
-//! Stage 1's stack: a local cluster of the demo's own (with rollgate's CRDs and admission
-//! policies), Prometheus, an OCI registry, the analysis service and the controller enforcing
-//! image verification, all from the test-support fixtures; later stages add one demo app per
-//! revision, under load. Dropping the stack stops every process (fields drop in order: the
-//! controller first, the cluster last).
+//! Stage 1's stack: rollgate installed as a platform team installs it, on a local cluster of
+//! the demo's own with one real node (containerd, kubelet, kube-proxy): rollgate's images built
+//! and signed here, the chart installed by Helm with those digests, the controller (two
+//! replicas, leader election) and the analysis service as real pods, a Prometheus that finds
+//! pods through the Kubernetes API, and the registry the node pulls from
+//! ([`RealInstall`]). The audit log is signed with a key made for the run (the verifier half
+//! stays on the host) and its checkpoints go to the registry, outside the cluster's API.
+//!
+//! A machine runs one real node at a time: when a test (or another demo) holds it, the demo
+//! says so and waits its turn. Later stages send real requests through the app's Service.
+//! Dropping the stack stops every process (the load first, the cluster last, which undoes the
+//! node's changes to the host).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kube::Api;
 use kube::api::PostParams;
-use rollgate_testsupport::process::http_agent;
-use rollgate_testsupport::{
-    AnalysisServer, Cluster, ControllerOptions, ControllerProcess, DemoApp, LoadGenerator,
-    Prometheus, Registry,
-};
+use rollgate_testsupport::LoadGenerator;
+use rollgate_testsupport::real_install::RealInstall;
+use rollgate_testsupport::real_install::{InstallOptions, NAMESPACE as ROLLGATE_NAMESPACE};
+use rollgate_testsupport::real_node::{claim_host, try_claim_host};
 use serde_json::Value;
 
-use crate::narrate::Narrator;
+use crate::narrate::{Narrator, Progress};
+use crate::plugin::Plugin;
 
-/// Requests per second sent to each revision's demo app.
-const RPS: f64 = 20.0;
+/// Requests per second sent through the app's Service.
+pub const RPS: f64 = 40.0;
 
 /// Everything the demo runs on.
 pub struct Stack {
-    /// The controller, enforcing image verification and measuring through the analysis service.
-    pub controller: ControllerProcess,
-    loads: Vec<LoadGenerator>,
-    apps: Vec<DemoApp>,
-    /// The analysis service (kept for its lifetime: dropping it stops the process).
-    _analysis: AnalysisServer,
-    /// Prometheus, scraping the demo apps.
-    pub prometheus: Prometheus,
-    /// The OCI registry holding the images and their signatures.
-    pub registry: Registry,
+    /// The load through the app's Service, once started.
+    load: Option<LoadGenerator>,
     /// An admin client.
     pub client: kube::Client,
     /// The admin's user name.
     pub admin: String,
-    /// The local cluster.
-    pub cluster: Cluster,
+    /// The audit log's verifier key (on the host, out of the cluster's reach).
+    pub audit_verifier: PathBuf,
+    /// rollgate, installed on the cluster with its real node.
+    pub install: RealInstall,
+    /// The audit key pair's directory (removed at the end).
+    _keys: tempfile::TempDir,
 }
 
 /// Runs a blocking fixture call on a blocking thread, so signals are still seen meanwhile. If
@@ -52,79 +56,98 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 impl Stack {
-    /// Starts the stack: the cluster, Prometheus, the registry and the analysis service at
-    /// once, then the controller.
-    pub async fn start(narrator: &Narrator) -> Result<Stack> {
-        narrator.step(
-            "starting a local Kubernetes cluster of the demo's own (etcd, kube-apiserver, \
-             controller-manager, scheduler, kwok for fake nodes), Prometheus, an OCI registry \
-             and the analysis service, side by side",
-        );
-        let (cluster, prometheus, registry, analysis) = tokio::try_join!(
-            blocking(|| {
-                let cluster = Cluster::start()?;
-                cluster.install_crds()?;
-                Ok(cluster)
-            }),
-            blocking(Prometheus::start),
-            blocking(Registry::start),
-            blocking(AnalysisServer::start),
-        )?;
-        narrator.detail(&format!(
-            "cluster:    up in {:.1}s, working directory {} (removed at the end)\n\
-             kubeconfig: {}\n\
-             CRDs:       rollgate.io Rollout, AnalysisTemplate, AnalysisRun, ImagePolicy, \
-             Approval, AuditRecord\n\
-             policies:   admission policies from crds/policies (who approves, who requested, \
-             audit immutability)\n\
-             Prometheus: {} (scrapes every second)\n\
-             registry:   {} (plain HTTP on loopback)\n\
-             analysis:   gRPC {}",
-            cluster.startup_time().as_secs_f64(),
-            cluster.dir().display(),
-            cluster.kubeconfig().display(),
-            prometheus.url(),
-            registry.host(),
-            analysis.grpc_address(),
-        ));
+    /// Claims the machine's real node (waiting for another run to let go of it), makes the
+    /// audit key pair, and installs rollgate.
+    pub async fn start(narrator: &Narrator, plugin: &Plugin) -> Result<Stack> {
+        let progress = Arc::new(Progress::new());
+        let claim = match try_claim_host()? {
+            Some(claim) => claim,
+            None => {
+                narrator.note(
+                    "another run (a test, or another demo) is using this machine's real node: \
+                     waiting until it has stopped",
+                );
+                progress.around(blocking(claim_host)).await?
+            }
+        };
 
         narrator.step(
-            "starting the controller with ROLLGATE_IMAGE_VERIFICATION=enforce: no revision \
-             runs unless its image digests carry signatures an ImagePolicy trusts",
+            "making the audit log's signing key pair: the controller gets the signer half (a \
+             Secret, for the demo; docs/audit.md keeps it out of a cluster admin's reach), the \
+             auditor keeps the verifier half on this machine",
         );
-        let options = ControllerOptions {
-            analysis_addr: Some(analysis.grpc_url()),
-            verify_images: true,
-            insecure_registries: vec![registry.host()],
-            ..ControllerOptions::named("rollgate-controller")
-        };
-        let controller =
-            tokio::task::block_in_place(|| ControllerProcess::start(&cluster, &options))?;
-        wait_ready(&controller).await?;
+        let keys = tempfile::Builder::new()
+            .prefix("rollgate-demo-keys-")
+            .tempdir()?;
+        let signer = keys.path().join("audit.key");
+        let verifier = keys.path().join("audit.pub");
+        plugin
+            .run_plain(&[
+                "audit",
+                "keygen",
+                "--key-name",
+                "rollgate-demo-audit",
+                "--private-key",
+                &signer.to_string_lossy(),
+                "--public-key",
+                &verifier.to_string_lossy(),
+            ])
+            .await?;
+
+        narrator.step(
+            "installing rollgate on a local cluster with one real node; each step and each line \
+             of the image build is shown as it happens",
+        );
+        let reporter = Arc::clone(&progress);
+        let install = progress
+            .around(blocking(move || {
+                let say = |line: &str| reporter.line(line);
+                RealInstall::start_with(
+                    claim,
+                    &InstallOptions {
+                        progress: Some(&say),
+                        audit_signer_key: Some(signer),
+                    },
+                )
+            }))
+            .await?;
+        let cluster = install.cluster();
         narrator.detail(&format!(
-            "controller: ready; admin {}; log {}",
-            controller.admin_url(),
-            cluster.dir().join("rollgate-controller.log").display()
+            "cluster:    working directory {} (removed at the end)\n\
+             kubeconfig: {}\n\
+             registry:   {} (plain HTTP, on the node's bridge)\n\
+             Prometheus: {} (finds pods through the Kubernetes API, scrapes them by pod IP)\n\
+             audit:      checkpoints signed and published to {}",
+            cluster.dir().display(),
+            cluster.kubeconfig().display(),
+            install.registry().host(),
+            install.prometheus().url(),
+            install.audit_store(),
         ));
+        for (name, reference) in &install.images().references {
+            narrator.detail(&format!("image {name}: {reference}"));
+        }
         let client = cluster.client().await?;
         let admin = whoami(&client).await?;
         std::fs::create_dir_all(cluster.dir().join("manifests"))?;
         Ok(Stack {
-            controller,
-            loads: Vec::new(),
-            apps: Vec::new(),
-            _analysis: analysis,
-            prometheus,
-            registry,
+            load: None,
             client,
             admin,
-            cluster,
+            audit_verifier: verifier,
+            install,
+            _keys: keys,
         })
+    }
+
+    /// The rollgate pods, as `kubectl get pods -n rollgate-system -o wide` shows them.
+    pub fn rollgate_pods(&self) -> Result<String> {
+        self.kubectl_ok(&["get", "pods", "-n", ROLLGATE_NAMESPACE, "-o", "wide"])
     }
 
     /// Where the demo writes the manifests it applies.
     pub fn manifests(&self) -> PathBuf {
-        self.cluster.dir().join("manifests")
+        self.install.cluster().dir().join("manifests")
     }
 
     /// Writes `object` to `manifests/<file>.json` and `kubectl apply`s it, showing both.
@@ -148,82 +171,38 @@ impl Stack {
 
     /// Runs the cluster's kubectl as the admin.
     pub fn kubectl(&self, args: &[&str]) -> Result<std::process::Output> {
-        tokio::task::block_in_place(|| self.cluster.kubectl(args))
+        tokio::task::block_in_place(|| self.install.cluster().kubectl(args))
     }
 
-    /// Starts the demo app that plays `revision`'s pods (kwok pods run no containers), failing
-    /// `error_rate` of its requests, sends it load, adds it to Prometheus' targets and waits
-    /// until Prometheus has a request rate for it.
-    pub async fn start_app(&mut self, revision: &str, error_rate: f64) -> Result<()> {
-        let owned = revision.to_owned();
-        let app =
-            blocking(move || DemoApp::start(&owned, error_rate, Duration::from_millis(5))).await?;
-        let load = app.load(RPS, Duration::from_secs(600))?;
-        println!(
-            "      demo app for revision {revision}: {} with {:.0}% errors, {RPS:.0} requests/s",
-            app.url(),
-            error_rate * 100.0
-        );
-        self.apps.push(app);
-        self.loads.push(load);
-        let targets: Vec<_> = self.apps.iter().map(|app| app.scrape_target(&[])).collect();
-        self.prometheus.set_targets(&targets)?;
-        self.wait_for_rate(revision).await
+    /// Runs the cluster's kubectl as the admin; its stdout, or an error with its stderr.
+    pub fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
+        tokio::task::block_in_place(|| self.install.cluster().kubectl_ok(args))
     }
 
-    async fn wait_for_rate(&self, revision: &str) -> Result<()> {
-        let query = format!(r#"sum(rate(http_requests_total{{revision="{revision}"}}[10s])) > 0"#);
-        let url = format!("{}/api/v1/query", self.prometheus.url());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let answer = tokio::task::block_in_place(|| -> Result<Value> {
-                Ok(http_agent()
-                    .get(&url)
-                    .query("query", &query)
-                    .call()?
-                    .body_mut()
-                    .read_json()?)
-            });
-            if answer.is_ok_and(|body| {
-                body["data"]["result"]
-                    .as_array()
-                    .is_some_and(|result| !result.is_empty())
-            }) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let load = self.loads.last().map(LoadGenerator::output);
-                bail!(
-                    "Prometheus had no request rate for revision {revision} within 60s; the \
-                     load generator's output:\n{}",
-                    load.unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+    /// The last log lines of the controller pods, for a failed stage.
+    pub fn controller_logs(&self) -> String {
+        self.kubectl_ok(&[
+            "logs",
+            "-n",
+            ROLLGATE_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/component=controller",
+            "--tail=30",
+            "--prefix",
+        ])
+        .unwrap_or_else(|error| format!("{error:#}"))
     }
-}
 
-async fn wait_ready(controller: &ControllerProcess) -> Result<()> {
-    let url = format!("{}/ready", controller.admin_url());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = tokio::task::block_in_place(|| {
-            http_agent()
-                .get(&url)
-                .call()
-                .is_ok_and(|response| response.status() == 200)
-        });
-        if ready {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the controller was not ready within 60s; its log:\n{}",
-                controller.log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    /// Sends [`RPS`] requests a second (a new connection each, so kube-proxy picks a pod for
+    /// every one) through `url` until the stack stops.
+    pub fn start_load(&mut self, url: &str) -> Result<()> {
+        let load = LoadGenerator::start_over_new_connections(
+            &[url.to_owned()],
+            RPS,
+            Duration::from_secs(1800),
+        )?;
+        self.load = Some(load);
+        Ok(())
     }
 }
 

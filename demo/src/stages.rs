@@ -5,6 +5,7 @@
 mod record;
 mod refusals;
 mod release;
+mod traffic;
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use kube::api::ListParams;
 use rollgate_crds::Rollout;
 use rollgate_crds::analysis::AnalysisRun;
 use rollgate_crds::revision::REVISION_LABEL;
+use rollgate_testsupport::crane::crane;
 use rollgate_testsupport::oci_push::TestImage;
 use rollgate_testsupport::signing::{TestKey, sign};
 
@@ -25,25 +27,34 @@ use crate::objects::{self, NAMESPACE, ROLLOUT};
 use crate::plugin::{Plugin, User, Watch};
 use crate::stack::Stack;
 
-/// The repository the demo's images are pushed to.
+/// The repository the app's releases are pushed to.
 const REPOSITORY: &str = "shop/checkout";
 
 /// Runs the whole story.
 pub async fn run(narrator: &Narrator) -> Result<()> {
     narrator.stage(
         1,
-        "Start the stack",
-        "Everything runs on this machine as real processes: a real kube-apiserver (kwok plays\n\
-         the nodes, so pods are scheduled but run no containers), real Prometheus, a real\n\
-         registry, and rollgate's controller and analysis service.",
+        "Install rollgate",
+        "As a platform team installs it: rollgate's images built here (no container engine),\n\
+         pushed by digest and signed; the Helm chart installed with those digests; the\n\
+         controller (two replicas, leader election) and the analysis service as real pods on\n\
+         a real node (containerd, kubelet, kube-proxy), under the chart's RBAC and admission\n\
+         policies. The first run builds the release binaries and takes a few minutes.",
     );
-    let stack = within(1, Duration::from_secs(300), Stack::start(narrator)).await?;
     let plugin = tokio::task::block_in_place(|| Plugin::find(NAMESPACE))?;
+    let stack = within(
+        1,
+        Duration::from_secs(1800),
+        Stack::start(narrator, &plugin),
+    )
+    .await?;
+    println!("  $ kubectl get pods -n rollgate-system -o wide");
+    narrator.detail(&stack.rollgate_pods()?);
     narrator.done(
         1,
         &format!(
-            "cluster, Prometheus, registry, analysis service and controller (verification \
-             enforced) are up after {:.0}s",
+            "rollgate installed by Helm, its controller and analysis pods Ready on the real \
+             node, images by digest, after {:.0}s",
             narrator.elapsed().as_secs_f64()
         ),
     );
@@ -51,7 +62,7 @@ pub async fn run(narrator: &Narrator) -> Result<()> {
 
     let mut walk = Walk::new(narrator, stack, plugin);
     // Each stage's number and how long it may take.
-    let stages = [(2, 60), (3, 180), (4, 120), (5, 150), (6, 90), (7, 60)];
+    let stages = [(2, 60), (3, 240), (4, 180), (5, 180), (6, 90), (7, 60)];
     for (number, seconds) in stages {
         let stage = within(number, Duration::from_secs(seconds), walk.stage(number)).await;
         walk.with_log(stage)?;
@@ -60,7 +71,9 @@ pub async fn run(narrator: &Narrator) -> Result<()> {
         }
     }
 
-    println!("\n  → stopping the controller, the services, the demo apps and the cluster");
+    println!(
+        "\n  → stopping the load, the cluster and its real node (undoing its changes to the host)"
+    );
     drop(walk);
     Ok(())
 }
@@ -77,6 +90,15 @@ async fn within<T>(
         .with_context(|| format!("stage {number} failed"))
 }
 
+/// A release of the app: its image by digest, the error rate its pods are set to fail, and
+/// the revision hash of its pod template.
+#[derive(Debug, Clone)]
+struct Version {
+    image: String,
+    error_rate: f64,
+    revision: String,
+}
+
 /// The state of the walkthrough.
 struct Walk<'a> {
     narrator: &'a Narrator,
@@ -88,8 +110,8 @@ struct Walk<'a> {
     events: Api<Event>,
     replica_sets: Api<ReplicaSet>,
     key: TestKey,
-    /// The image and revision hash of each version pushed, in order.
-    versions: Vec<(TestImage, String)>,
+    /// Each version pushed, in order.
+    versions: Vec<Version>,
     stack: Stack,
 }
 
@@ -127,8 +149,8 @@ impl<'a> Walk<'a> {
     fn with_log(&self, stage: Result<()>) -> Result<()> {
         if stage.is_err() {
             eprintln!(
-                "\nThe controller's last log lines:\n{}",
-                self.stack.controller.log_tail()
+                "\nThe controller pods' last log lines:\n{}",
+                self.stack.controller_logs()
             );
         }
         stage
@@ -137,36 +159,72 @@ impl<'a> Walk<'a> {
     /// The admin, who changes the Rollout (the requester).
     fn admin(&self) -> User<'_> {
         User {
-            kubeconfig: self.stack.cluster.kubeconfig(),
+            kubeconfig: self.stack.install.cluster().kubeconfig(),
             name: &self.stack.admin,
         }
     }
 
-    /// Pushes version `content` of the app; signs it with the release key when `signed`.
-    fn push(&mut self, content: &str, signed: bool) -> Result<(TestImage, String)> {
-        let host = self.stack.registry.host();
-        let image = tokio::task::block_in_place(|| TestImage::push(&host, REPOSITORY, content))?;
-        let revision = objects::revision_of(&image.reference())?;
+    /// Makes release `version` of the app from the signed demo-app image `rollgate-demo-app`
+    /// (`crane mutate` gives it its own version label, so its own digest) and pushes it to
+    /// shop/checkout; signs it with the release key when `signed`. Its pods fail `error_rate`
+    /// of their requests.
+    fn push(&mut self, version: &str, error_rate: f64, signed: bool) -> Result<Version> {
+        let registry = self.stack.install.registry().host();
+        let base = self
+            .stack
+            .install
+            .images()
+            .reference("demo-app")?
+            .to_owned();
+        let tag = format!("{registry}/{REPOSITORY}:{version}");
+        let crane = crane()?;
+        let output = tokio::task::block_in_place(|| {
+            std::process::Command::new(&crane)
+                .args(["mutate", "--insecure", &base, "-t", &tag, "--label"])
+                .arg(format!("org.opencontainers.image.version={version}"))
+                .output()
+        })?;
+        ensure!(
+            output.status.success(),
+            "crane mutate {base} -t {tag}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        let image = String::from_utf8(output.stdout)?.trim().to_owned();
+        let digest = image
+            .rsplit_once('@')
+            .map(|(_, digest)| digest.to_owned())
+            .with_context(|| format!("crane mutate printed {image:?}, not a digest"))?;
+        let revision = objects::revision_of(&image, error_rate)?;
         self.narrator.detail(&format!(
-            "pushed {}\n  (revision hash of its pod template: {revision})",
-            image.reference()
+            "{version}: {image}\n  (the demo app's image with its own version label; revision \
+             hash of its pod template: {revision})"
         ));
         if signed {
-            tokio::task::block_in_place(|| sign(&image, &[&self.key]))?;
+            let pushed = TestImage {
+                host: registry,
+                repository: REPOSITORY.to_owned(),
+                digest,
+            };
+            tokio::task::block_in_place(|| sign(&pushed, &[&self.key]))?;
             self.narrator.detail(&format!(
                 "signed: signature stored as {}:{}",
-                image.name(),
-                image.artifact_tag("sig")
+                pushed.name(),
+                pushed.artifact_tag("sig")
             ));
         }
-        self.versions.push((image.clone(), revision.clone()));
-        Ok((image, revision))
+        let version = Version {
+            image,
+            error_rate,
+            revision,
+        };
+        self.versions.push(version.clone());
+        Ok(version)
     }
 
-    /// Applies the Rollout running `image` (a new revision when the image changed).
-    fn apply_rollout(&self, file: &str, image: &TestImage) -> Result<()> {
+    /// Applies the Rollout running `version` (a new revision when it changed).
+    fn apply_rollout(&self, file: &str, version: &Version) -> Result<()> {
         self.stack
-            .apply(file, &objects::rollout(&image.reference()))
+            .apply(file, &objects::rollout(&version.image, version.error_rate))
     }
 
     /// Starts the CLI's live view of the Rollout.
@@ -192,10 +250,12 @@ impl<'a> Walk<'a> {
              registry holds the image and, next to it, a cosign-format signature of its digest.\n\
              An ImagePolicy says which key must have signed which images.",
         );
-        self.narrator
-            .step("pushing checkout v1 and v2 and signing both with the release key");
-        self.push("checkout v1: the release in production", true)?;
-        self.push("checkout v2: the new release", true)?;
+        self.narrator.step(
+            "making checkout v1 and v2 from the signed demo-app image, pushing them and signing \
+             both with the release key",
+        );
+        self.push("v1", 0.0, true)?;
+        self.push("v2", 0.0, true)?;
         let key_id = self.key.key_id();
         self.narrator.detail(&format!(
             "release key: ECDSA P-256, key id {}",
@@ -205,7 +265,10 @@ impl<'a> Walk<'a> {
             "creating the cluster default ImagePolicy: images under the registry's shop/ need \
              a signature by the release key",
         );
-        let policy = objects::image_policy(&self.stack.registry.host(), &self.key.public_pem());
+        let policy = objects::image_policy(
+            &self.stack.install.registry().host(),
+            &self.key.public_pem(),
+        );
         self.stack.apply("image-policy", &policy)?;
         self.narrator.done(
             2,
@@ -245,11 +308,11 @@ impl<'a> Walk<'a> {
             let version = self
                 .versions
                 .iter()
-                .position(|(_, known)| *known == revision)
+                .position(|known| known.revision == revision)
                 .context(format!("a ReplicaSet of unknown revision {revision}"))?;
-            let expected = self.versions[version].0.reference();
+            let expected = &self.versions[version].image;
             ensure!(
-                image == expected,
+                image == *expected,
                 "the ReplicaSet of v{} (revision {revision}, {replicas} pods) runs {image}, not \
                  its own image {expected}",
                 version + 1

@@ -1,6 +1,6 @@
 //! Stages 5 and 6: what rollgate stops. A signed revision that breaches its SLO is aborted by
-//! its analysis, with traffic back on stable; an unsigned image is refused before anything of
-//! it is created.
+//! its analysis, with every real request back on stable; an unsigned image is refused before
+//! anything of it is created.
 
 use std::time::{Duration, Instant};
 
@@ -22,21 +22,21 @@ impl Walk<'_> {
         self.narrator.stage(
             5,
             "A bad revision is aborted by its analysis",
-            "v3 is signed, so verification lets it through, but 30% of its requests fail. The\n\
-             analysis measures the canary's error ratio above 5% and fails, and the controller\n\
-             aborts on its own: all traffic goes back to the stable v2, nobody has to act.",
+            "v3 is signed, so verification lets it through, but its pods fail 30% of their\n\
+             requests. The analysis measures the canary's error ratio above 5% and fails, and the\n\
+             controller aborts on its own: all requests go back to the stable v2, nobody acts.",
         );
         self.narrator
-            .step("pushing and signing v3; its demo app fails 30% of its requests");
-        let (v3, v3_revision) = self.push("checkout v3: a regression", true)?;
-        let v2_revision = self.versions[1].1.clone();
-        self.stack.start_app(&v3_revision, BAD_ERROR_RATE).await?;
+            .step("pushing and signing v3, a release whose pods fail 30% of their requests");
+        let v3 = self.push("v3", BAD_ERROR_RATE, true)?;
+        let v3_revision = v3.revision.clone();
+        let v2_revision = self.versions[1].revision.clone();
         self.narrator.step("applying v3");
         self.apply_rollout("rollout-v3", &v3)?;
         self.start_watch()?;
         let awaited = Awaited {
             what: "the automatic abort of v3",
-            timeout: Duration::from_secs(120),
+            timeout: Duration::from_secs(150),
             fails_on: &[RolloutPhase::Healthy, RolloutPhase::Degraded],
         };
         let aborted = rollout_until(&self.rollouts, awaited, |rollout| {
@@ -95,12 +95,17 @@ impl Walk<'_> {
             failing.1.message.as_deref().unwrap_or("-")
         ));
         self.plugin.run_ok(&self.admin(), &["get", ROLLOUT]).await?;
+        self.narrator
+            .step("counting where the requests go now that the canary is aborted");
+        let shares = self.measure_shares().await?;
+        shares.expect(&v2_revision, 1.0)?;
         self.narrator.done(
             5,
             &format!(
                 "v3 aborted automatically by {}: error ratio {ratio} breached the SLO \
-                 (result < 0.05); traffic back on stable v2",
-                abort.by
+                 (result < 0.05); {:.0}% of the real requests back on stable v2",
+                abort.by,
+                shares.of(&v2_revision) * 100.0
             ),
         );
         Ok(())
@@ -117,9 +122,9 @@ impl Walk<'_> {
         );
         self.narrator
             .step("pushing v4 without signing it, and applying it");
-        let (v4, v4_revision) =
-            self.push("checkout v4: built outside the release pipeline", false)?;
-        let v2_revision = self.versions[1].1.clone();
+        let v4 = self.push("v4", 0.0, false)?;
+        let v4_revision = v4.revision.clone();
+        let v2_revision = self.versions[1].revision.clone();
         self.apply_rollout("rollout-v4", &v4)?;
         let awaited = Awaited {
             what: "the refusal of v4",

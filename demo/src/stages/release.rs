@@ -1,5 +1,6 @@
-//! Stages 3 and 4: a signed revision released as a canary, measured by analysis on real
-//! metrics, held at an approval gate, and approved from the CLI by a release manager.
+//! Stages 3 and 4: a signed revision released as a canary of real pods, its share of real
+//! requests following the weight, measured by analysis on the pods' metrics, held at an
+//! approval gate, and approved from the CLI by a release manager.
 
 use std::time::Duration;
 
@@ -23,19 +24,22 @@ impl Walk<'_> {
         self.narrator.stage(
             3,
             "Release v2 as a canary, judged by its error rate",
-            "A new revision first gets 20% of the pods. Then an analysis asks the analysis\n\
-             service, which queries Prometheus, whether the canary's error ratio stays under 5%;\n\
-             only then does it reach the approval gate. kwok's pods run no containers, so each\n\
-             revision's traffic is served by a local demo-app process labelled with its revision.",
+            "A new revision first gets 20% of the pods, so 20% of the requests sent through the\n\
+             app's Service. Then an analysis asks the analysis service, which queries Prometheus,\n\
+             whether the canary's error ratio stays under 5%; only then does it reach the\n\
+             approval gate. The pods are real: containerd runs the signed image on the node.",
         );
-        let (v1, v1_revision) = self.versions[0].clone();
-        let (v2, v2_revision) = self.versions[1].clone();
+        let v1 = self.versions[0].clone();
+        let v2 = self.versions[1].clone();
         self.narrator.step(&format!(
-            "creating namespace {NAMESPACE} and the error-rate SLO as an AnalysisTemplate"
+            "creating namespace {NAMESPACE}, the app's Services (checkout for clients; \
+             checkout-stable and checkout-canary, which rollgate points at the revisions) and \
+             the error-rate SLO as an AnalysisTemplate"
         ));
         self.stack
             .apply("namespace", &objects::namespace(NAMESPACE))?;
-        let template = objects::analysis_template(&self.stack.prometheus.url());
+        self.stack.apply("services", &objects::services())?;
+        let template = objects::analysis_template(&self.stack.install.prometheus().url());
         self.stack.apply("analysis-template", &template)?;
         self.narrator
             .detail(&format!("query: {}", objects::ERROR_RATIO));
@@ -53,7 +57,7 @@ impl Walk<'_> {
              manager approves it (here the platform team's bootstrap approver)",
         );
         approve_current_revision(
-            &self.stack.cluster,
+            self.stack.install.cluster(),
             NAMESPACE,
             ROLLOUT,
             1,
@@ -61,19 +65,38 @@ impl Walk<'_> {
         )
         .await?;
         let awaited = Awaited {
-            what: "v1 stable",
-            timeout: Duration::from_secs(60),
+            what: "v1 stable on 5 Ready pods",
+            timeout: Duration::from_secs(120),
             fails_on: &[RolloutPhase::Degraded, RolloutPhase::Aborted],
         };
         rollout_until(&self.rollouts, awaited, |rollout| {
-            healthy_at(rollout, &v1_revision)
+            healthy_at(rollout, &v1.revision)
         })
         .await?;
+        println!("  $ kubectl get pods -n {NAMESPACE} -o wide");
+        self.narrator.detail(
+            &self
+                .stack
+                .kubectl_ok(&["get", "pods", "-n", NAMESPACE, "-o", "wide"])?,
+        );
 
-        self.narrator
-            .step("starting the demo apps of v1 and v2 (no errors), under load");
-        self.stack.start_app(&v1_revision, 0.0).await?;
-        self.stack.start_app(&v2_revision, 0.0).await?;
+        let service_ip = self.stack.kubectl_ok(&[
+            "get",
+            "service",
+            objects::SERVICE,
+            "-n",
+            NAMESPACE,
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ])?;
+        self.narrator.step(&format!(
+            "sending requests through Service {} ({service_ip}): {:.0} a second from this \
+             machine, a new connection each, so kube-proxy picks a pod for every one",
+            objects::SERVICE,
+            crate::stack::RPS
+        ));
+        self.stack.start_load(&format!("http://{service_ip}/"))?;
+        self.measure_shares().await?.expect(&v1.revision, 1.0)?;
 
         self.narrator
             .step("applying v2: the controller verifies its signature, then starts the canary");
@@ -88,7 +111,7 @@ impl Walk<'_> {
             phase(rollout) == Some(RolloutPhase::AwaitingApproval)
         })
         .await?;
-        let run = finished_run(&self.runs, &v2_revision).await?;
+        let run = finished_run(&self.runs, &v2.revision).await?;
         let status = run.status.context("the AnalysisRun has no status")?;
         let metric = status
             .metric_results
@@ -110,15 +133,21 @@ impl Walk<'_> {
         ));
         self.narrator
             .detail(&format!("ReplicaSets:\n{}", self.replica_sets().await?));
+        let shares = self.measure_shares().await?;
+        shares.expect(&v2.revision, 0.2)?;
         self.plugin
             .run_ok(&self.admin(), &["status", ROLLOUT])
             .await?;
         self.narrator.done(
             3,
             &format!(
-                "v2 canary at 20%: analysis {TEMPLATE} {:?} ({} of {} measurements under 5% \
-                 errors); waiting at the approval gate",
-                status.phase, metric.successful, metric.count
+                "v2 canary at 20%: its pod answered {:.1}% of the real requests; analysis \
+                 {TEMPLATE} {:?} ({} of {} measurements under 5% errors); waiting at the \
+                 approval gate",
+                shares.of(&v2.revision) * 100.0,
+                status.phase,
+                metric.successful,
+                metric.count
             ),
         );
         Ok(())
@@ -133,7 +162,7 @@ impl Walk<'_> {
              the name and groups). The gate counts it only for this exact revision and digest,\n\
              only from the allowed group, and never from whoever requested the change.",
         );
-        let v2_revision = self.versions[1].1.clone();
+        let v2_revision = self.versions[1].revision.clone();
         let rollout = self.rollouts.get(ROLLOUT).await?;
         let requested_by = requester(&rollout)
             .context("the Rollout has no rollgate.io/requested-by annotation")?
@@ -197,11 +226,12 @@ impl Walk<'_> {
         wait_until_user_allowed(client, &who, "create", "approvals").await?;
         let kubeconfig = self
             .stack
-            .cluster
+            .install
+            .cluster()
             .dir()
             .join(format!("{APPROVER}.kubeconfig"));
         write_kubeconfig(
-            &self.stack.cluster,
+            self.stack.install.cluster(),
             &person.credentials(),
             Some(NAMESPACE),
             &kubeconfig,
@@ -226,7 +256,7 @@ impl Walk<'_> {
             .await?;
         let awaited = Awaited {
             what: "v2 stable at 100%",
-            timeout: Duration::from_secs(90),
+            timeout: Duration::from_secs(150),
             fails_on: &[RolloutPhase::Aborted, RolloutPhase::Degraded],
         };
         let done = rollout_until(&self.rollouts, awaited, |rollout| {
@@ -248,6 +278,7 @@ impl Walk<'_> {
         }
         self.narrator
             .detail(&format!("ReplicaSets:\n{}", self.replica_sets().await?));
+        self.measure_shares().await?.expect(&v2_revision, 1.0)?;
         self.narrator.done(
             4,
             &format!(

@@ -27,6 +27,7 @@ pub mod controller;
 pub mod cosign;
 pub mod crane;
 pub mod demo_app;
+pub mod demo_workload;
 pub mod gateway_api;
 pub mod grpcurl;
 pub mod helm;

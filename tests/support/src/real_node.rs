@@ -2,18 +2,20 @@
 //! runc and the CNI bridge plugin, the kubelet and kube-proxy, beside the kwok nodes; it runs
 //! real pods from images built here.
 //!
-//! Only one real node can run on a machine (the kubelet's and kube-proxy's ports are fixed), so
-//! [`RealNodeCluster::start_with`] waits (through [`claim_host`]) for the one before it in this
-//! process to stop. It needs root, and the Debian packages `runc`, `containernetworking-plugins`, `iptables` and
+//! Only one real node can run on a machine (the kubelet's and kube-proxy's ports, the bridge
+//! and the host state are fixed), so [`RealNodeCluster::start_with`] waits (through
+//! [`claim_host`]) for the one before it to stop, in this process or another (the demo runs as
+//! a process of its own beside the tests): the claim is an exclusive `flock` of
+//! [`HOST_LOCK`], released when the claim is dropped or its process dies. It needs root, and the Debian packages `runc`, `containernetworking-plugins`, `iptables` and
 //! `conntrack` (`scripts/setup.sh` installs them). The images imported into its containerd are
 //! the pause image (`scripts/images.sh --images pause`, built when missing) and the probe
 //! ([`PROBE_IMAGE`]), an HTTP server that reaches the API server through the `kubernetes`
 //! Service.
 
 use std::ffi::OsString;
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Context, Result, bail};
 
@@ -36,22 +38,44 @@ pub const PROBE_PORT: u16 = 8080;
 /// fixture that pods must reach (a registry, Prometheus) listens on it.
 pub const NODE_IP: &str = "198.18.0.2";
 
-static ONE_REAL_NODE: Mutex<()> = Mutex::new(());
+/// The file whose exclusive lock is the right to run this machine's real node.
+pub const HOST_LOCK: &str = "/run/rollgate-real-node.lock";
 
 /// The right to run this machine's one real node (its ports, bridge and host state are fixed).
-/// Holding it keeps every other real node of the process from starting, so a test can look at
-/// the host before a node starts and after it stopped without another test's node in view.
+/// Holding it keeps every other real node, of this process or another, from starting, so a
+/// test can look at the host before a node starts and after it stopped without another node
+/// in view. It is an open file description of [`HOST_LOCK`] holding its exclusive `flock`,
+/// which excludes every other one, in this process or another.
 pub struct HostClaim {
-    _guard: MutexGuard<'static, ()>,
+    _lock: File,
 }
 
-/// Waits until no other real node of this process runs, and claims the host.
-pub fn claim_host() -> HostClaim {
-    HostClaim {
-        _guard: ONE_REAL_NODE
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+/// Waits until no other real node of any process runs, and claims the host.
+pub fn claim_host() -> Result<HostClaim> {
+    let lock = lock_file()?;
+    lock.lock().with_context(|| format!("lock {HOST_LOCK}"))?;
+    Ok(HostClaim { _lock: lock })
+}
+
+/// Claims the host if no other real node runs now; `None` if one does.
+pub fn try_claim_host() -> Result<Option<HostClaim>> {
+    let lock = lock_file()?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(HostClaim { _lock: lock })),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(error)) => {
+            Err(anyhow::Error::new(error).context(format!("lock {HOST_LOCK}")))
+        }
     }
+}
+
+fn lock_file() -> Result<File> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(HOST_LOCK)
+        .with_context(|| format!("open {HOST_LOCK} (the real node needs root)"))
 }
 
 /// How [`RealNodeCluster::start_with`] sets the cluster up.
@@ -85,7 +109,7 @@ impl RealNodeCluster {
     /// images, starts the cluster set up as `options` say and waits until the real node is
     /// Ready (`up` prints its ready line only then). Blocking.
     pub fn start_with(options: &RealNodeOptions) -> Result<Self> {
-        Self::start_claimed(claim_host(), options)
+        Self::start_claimed(claim_host()?, options)
     }
 
     /// As [`Self::start_with`], on a host already claimed with [`claim_host`].

@@ -12,6 +12,7 @@ mod examples;
 mod fixtures;
 mod identity;
 mod images;
+mod real_host;
 mod real_install;
 mod real_node;
 mod rollout_analysis;

@@ -4,7 +4,8 @@
 //! behind Services; requests sent through a Service's ClusterIP by the demo app's load
 //! generator on the host; Prometheus discovering the pods through the Kubernetes API.
 //!
-//! One test, in stages, because one real node runs per machine and an install takes a minute:
+//! One scenario, in stages, because one real node runs per machine and an install takes a
+//! minute:
 //!
 //! 1. The install: every rollgate pod Ready, each running the image of the digest
 //!    `scripts/images.sh` printed, as user 65532; one controller leads, both see the trust
@@ -40,6 +41,7 @@ use rollgate_crds::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate};
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::crane::crane;
 use rollgate_testsupport::demo_app::demo_app_binary;
+use rollgate_testsupport::demo_workload::{APP_PORT, demo_pod_template, demo_services};
 use rollgate_testsupport::manifests::rollout_manifest;
 use rollgate_testsupport::process::http_agent;
 use rollgate_testsupport::real_install::{
@@ -50,13 +52,9 @@ use serde_json::{Value, json};
 
 use crate::rollouts::{at, healthy, in_phase, request, wait_for};
 
-/// The port the demo app listens on in its pods.
-const APP_PORT: u16 = 8080;
-
-// A plain test with a runtime of its own: the install holds the one-real-node lock, which stays
-// on the thread that took it.
-#[test]
-fn rollgate_runs_as_real_pods_and_real_requests_follow_the_canary() -> Result<()> {
+/// The whole scenario, with a runtime of its own. Run by `real_host`, in turn with the
+/// machine's other real-node scenarios.
+pub fn rollgate_runs_as_real_pods_and_real_requests_follow_the_canary() -> Result<()> {
     let began = Instant::now();
     let install = RealInstall::start().context("install rollgate on the real node")?;
     eprintln!(
@@ -326,43 +324,11 @@ fn controller_rollout(name: &str, image: &str) -> Value {
 
 // --- 3. Requests follow the weights ------------------------------------------------------------
 
-/// The demo app's Rollout: `replicas` pods of the signed demo-app image, scraped by
-/// Prometheus, labelled `release` (a change of it is a new revision), failing `error_rate` of
-/// requests, released by `steps`, behind the Services `<name>-stable` and `<name>-canary`.
+/// The demo app's Rollout: `replicas` pods of the signed demo-app image, labelled `release`
+/// (a change of it is a new revision), released by `steps`, behind the Services
+/// `<name>-stable` and `<name>-canary`.
 fn demo_rollout(name: &str, image: &str, release: &str, replicas: i32, steps: Value) -> Value {
-    let template = json!({
-        "metadata": {
-            "labels": {"release": release},
-            "annotations": {
-                "prometheus.io/scrape": "true",
-                "prometheus.io/port": APP_PORT.to_string()
-            }
-        },
-        "spec": {
-            "automountServiceAccountToken": false,
-            "securityContext": {"runAsNonRoot": true},
-            "containers": [{
-                "name": "app",
-                "image": image,
-                "args": ["serve"],
-                "env": [
-                    {"name": "DEMO_LISTEN", "value": format!("0.0.0.0:{APP_PORT}")},
-                    {"name": "DEMO_REVISION", "valueFrom": {"fieldRef": {
-                        "fieldPath": "metadata.labels['rollgate.io/revision']"}}}
-                ],
-                "ports": [{"name": "http", "containerPort": APP_PORT}],
-                "readinessProbe": {
-                    "httpGet": {"path": "/healthz", "port": APP_PORT},
-                    "periodSeconds": 1
-                },
-                "securityContext": {
-                    "readOnlyRootFilesystem": true,
-                    "allowPrivilegeEscalation": false,
-                    "capabilities": {"drop": ["ALL"]}
-                }
-            }]
-        }
-    });
+    let template = demo_pod_template(image, &[("release", release)], 0.0);
     let strategy = json!({"canary": {
         "stableService": format!("{name}-stable"),
         "canaryService": format!("{name}-canary"),
@@ -373,26 +339,6 @@ fn demo_rollout(name: &str, image: &str, release: &str, replicas: i32, steps: Va
     let mut rollout = rollout_manifest(name, replicas, template, strategy);
     rollout["spec"]["verification"] = json!({"imagePolicy": IMAGE_POLICY});
     rollout
-}
-
-/// The Services of the demo app: `<name>` in front of every pod (what clients call), and the
-/// stable and canary Services rollgate points at each revision.
-fn demo_services(name: &str) -> Value {
-    let service = |service: String| {
-        json!({
-            "apiVersion": "v1", "kind": "Service",
-            // The Service's owner lets this Rollout point it at revisions.
-            "metadata": {"name": service,
-                         "annotations": {"rollgate.io/managed-by-rollout": name}},
-            "spec": {"selector": {"app": name},
-                     "ports": [{"name": "http", "port": 80, "targetPort": APP_PORT}]}
-        })
-    };
-    json!({"apiVersion": "v1", "kind": "List", "items": [
-        service(name.to_owned()),
-        service(format!("{name}-stable")),
-        service(format!("{name}-canary")),
-    ]})
 }
 
 /// The demo app as one stage deploys it.
@@ -424,13 +370,10 @@ async fn demo(
             .create(&PostParams::default(), &serde_json::from_value(template)?)
             .await?;
     }
-    let mut services = demo_services(name);
-    for item in services["items"].as_array_mut().context("items")? {
-        item["metadata"]["namespace"] = json!(namespace.name());
-    }
-    install
-        .cluster()
-        .apply_json(&format!("{name}-services"), &services)?;
+    install.cluster().apply_json(
+        &format!("{name}-services"),
+        &demo_services(name, namespace.name()),
+    )?;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), namespace.name());
     let image = install.images().reference("demo-app")?;
     let rollout = demo_rollout(name, image, "v1", replicas, steps);

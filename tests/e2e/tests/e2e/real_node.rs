@@ -2,8 +2,8 @@
 //! from the host through kube-proxy, the pod reaches the API server through the `kubernetes`
 //! Service, and stopping the cluster leaves the host as it was.
 //!
-//! One test: a real node takes the machine's fixed kubelet and kube-proxy ports, and the host
-//! comparison needs the host quiet of other real nodes.
+//! One scenario (run by `real_host`): a real node takes the machine's fixed kubelet and
+//! kube-proxy ports, and the host comparison needs the host quiet of other real nodes.
 
 use std::time::{Duration, Instant};
 
@@ -76,12 +76,12 @@ fn rss_report(dir: &std::path::Path, names: &[&str]) -> Vec<String> {
     report
 }
 
-#[test]
-fn a_real_pod_serves_its_cluster_ip_reaches_the_api_server_and_the_host_is_restored() -> Result<()>
-{
+/// The scenario. Run by `real_host`.
+pub fn a_real_pod_serves_its_cluster_ip_reaches_the_api_server_and_the_host_is_restored()
+-> Result<()> {
     // The host is claimed first: another test's real node must be neither in the picture
     // before nor start before the picture after.
-    let claim = claim_host();
+    let claim = claim_host()?;
     let before_dir = std::env::temp_dir().join("rollgate-cluster-none");
     let before = HostSnapshot::take(&before_dir)?;
 
