@@ -49,7 +49,9 @@ pub fn image_policy(registry: &str, public_pem: &str) -> Value {
     })
 }
 
-/// The SLO: the canary's error ratio stays under 5%, measured three times, two seconds apart.
+/// The SLO: the canary's error ratio stays under 5%, measured three times, two seconds apart,
+/// the first after 15 seconds: time for Prometheus to find the new pod (its discovery hands new
+/// targets to the scrapes at most every 5 s) and take the two samples `rate` needs.
 pub fn analysis_template(prometheus_url: &str) -> Value {
     json!({
         "apiVersion": "rollgate.io/v1alpha1",
@@ -59,7 +61,7 @@ pub fn analysis_template(prometheus_url: &str) -> Value {
             "name": "error-ratio",
             "interval": "2s",
             "count": 3,
-            "initialDelay": "2s",
+            "initialDelay": "15s",
             "provider": {"prometheus": {
                 "address": prometheus_url,
                 "query": ERROR_RATIO,

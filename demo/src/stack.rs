@@ -13,13 +13,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kube::Api;
 use kube::api::PostParams;
 use rollgate_testsupport::LoadGenerator;
+use rollgate_testsupport::process::http_agent;
 use rollgate_testsupport::real_install::RealInstall;
 use rollgate_testsupport::real_install::{InstallOptions, NAMESPACE as ROLLGATE_NAMESPACE};
 use rollgate_testsupport::real_node::{claim_host, try_claim_host};
@@ -193,9 +194,27 @@ impl Stack {
         .unwrap_or_else(|error| format!("{error:#}"))
     }
 
-    /// Sends [`RPS`] requests a second (a new connection each, so kube-proxy picks a pod for
-    /// every one) through `url` until the stack stops.
-    pub fn start_load(&mut self, url: &str) -> Result<()> {
+    /// Waits until kube-proxy has programmed the Service at `url` (a request through it is
+    /// answered), then sends [`RPS`] requests a second (a new connection each, so kube-proxy
+    /// picks a pod for every one) through it until the stack stops.
+    pub async fn start_load(&mut self, url: &str) -> Result<()> {
+        let health = format!("{url}healthz");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answered = tokio::task::block_in_place(|| {
+                http_agent()
+                    .get(&health)
+                    .call()
+                    .is_ok_and(|response| response.status() == 200)
+            });
+            if answered {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{health} did not answer within 60s of the pods being Ready");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         let load = LoadGenerator::start_over_new_connections(
             &[url.to_owned()],
             RPS,

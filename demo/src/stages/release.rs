@@ -44,7 +44,7 @@ impl Walk<'_> {
         self.narrator
             .detail(&format!("query: {}", objects::ERROR_RATIO));
         self.narrator
-            .detail("success: result < 0.05, measured 3 times, 2s apart");
+            .detail("success: result < 0.05, measured 3 times, 2s apart, the first after 15s (Prometheus finds the new pod and scrapes it)");
 
         self.narrator.step(
             "creating Rollout checkout with v1; steps: setWeight 20 → analysis error-rate → \
@@ -95,7 +95,9 @@ impl Walk<'_> {
             objects::SERVICE,
             crate::stack::RPS
         ));
-        self.stack.start_load(&format!("http://{service_ip}/"))?;
+        self.stack
+            .start_load(&format!("http://{service_ip}/"))
+            .await?;
         self.measure_shares().await?.expect(&v1.revision, 1.0)?;
 
         self.narrator

@@ -771,7 +771,9 @@ async fn an_analysis_restart_never_lets_a_breaching_canary_pass(
             "name": "error-ratio",
             "interval": "3s",
             "count": 8,
-            "initialDelay": "5s",
+            // Time for Prometheus to find the new pod (its discovery hands new targets to the
+            // scrapes at most every 5 s) and take the two samples `rate` needs.
+            "initialDelay": "15s",
             "provider": {"prometheus": {"address": install.prometheus().url(), "query": query}},
             "successCondition": "result < 0.05"
         }]}
