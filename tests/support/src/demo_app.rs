@@ -217,7 +217,7 @@ impl LoadGenerator {
         let mut args = vec![
             "load".to_owned(),
             format!("--rps={rps}"),
-            format!("--duration={}ms", duration.as_millis()),
+            format!("--duration={}", duration_flag(duration)),
         ];
         args.extend(targets.iter().map(|target| format!("--target={target}")));
         if new_connection_per_request {
@@ -255,5 +255,26 @@ impl LoadGenerator {
 impl Drop for LoadGenerator {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// `duration` in the demo app's duration grammar (at most six digits a number): whole seconds
+/// when it is whole seconds, milliseconds otherwise.
+fn duration_flag(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_stay_within_six_digits_a_number() {
+        assert_eq!(duration_flag(Duration::from_secs(1800)), "1800s");
+        assert_eq!(duration_flag(Duration::from_millis(1500)), "1500ms");
     }
 }
