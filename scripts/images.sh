@@ -99,7 +99,11 @@ log "building ${packages[*]} (release, $triple, crt-static)"
 start=$(date +%s)
 started_on=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # --target keeps these flags off build scripts and proc-macros and the output in its own dir.
-cargo build --locked --release "${cargo_quiet[@]}" --target "$triple" "${packages[@]}"
+# The compilers see a fixed SOURCE_DATE_EPOCH: cc-rs reruns the build script of every crate that
+# compiles C (ring, psm, ...) when it changes, and so every crate above them, and the commit
+# time changes with each commit; the binaries embed no date either way. The layers below get the
+# commit time.
+SOURCE_DATE_EPOCH=0 cargo build --locked --release "${cargo_quiet[@]}" --target "$triple" "${packages[@]}"
 log "built the binaries in $(($(date +%s) - start)) s"
 bin_dir="$target_dir/$triple/release"
 
