@@ -177,9 +177,13 @@ async fn an_empty_result_is_inconclusive() {
 #[tokio::test]
 async fn a_stopped_prometheus_is_an_error_never_a_pass() {
     let env = environment();
-    let stopped = Prometheus::start().expect("start a second Prometheus");
-    let address = stopped.url();
-    drop(stopped);
+    // Where a Prometheus was and is no more: a port bound but never listening, so connections
+    // are refused, and (unlike a stopped Prometheus' port) no fixture of a parallel test can
+    // take it over and answer.
+    let gone = tokio::net::TcpSocket::new_v4().expect("a socket");
+    gone.bind("127.0.0.1:0".parse().expect("an address"))
+        .expect("bind a loopback port");
+    let address = format!("http://{}", gone.local_addr().expect("its address"));
     let mut client = client(&env.analysis).await;
     let response = client
         .evaluate(request(&address, ERROR_RATIO, "result < 0.05", "good"))

@@ -260,21 +260,29 @@ async fn a_namespace_editor_cannot_walk_around_the_gate_by_writing_status() -> a
     // a Warning Event.
     let checking = ControllerProcess::start(&cluster, &ControllerOptions::named("trust-check"))?;
     policies_in_force(&checking, 0.0).await;
-    let events = Api::<Event>::all(admin.clone())
-        .list(&ListParams::default())
-        .await?;
-    let warned = events.items.iter().any(|event| {
-        event.reason.as_deref() == Some("TrustPoliciesNotInForce")
-            && event.type_.as_deref() == Some("Warning")
-            && event
-                .note
-                .as_deref()
-                .is_some_and(|note| note.contains(CONTROLLER_OWNED_POLICY))
-    });
-    assert!(
-        warned,
-        "no TrustPoliciesNotInForce Warning Event naming the unbound policy"
-    );
+    // The Event is published beside the gauge, not before it: give it a moment.
+    let started = Instant::now();
+    loop {
+        let events = Api::<Event>::all(admin.clone())
+            .list(&ListParams::default())
+            .await?;
+        let warned = events.items.iter().any(|event| {
+            event.reason.as_deref() == Some("TrustPoliciesNotInForce")
+                && event.type_.as_deref() == Some("Warning")
+                && event
+                    .note
+                    .as_deref()
+                    .is_some_and(|note| note.contains(CONTROLLER_OWNED_POLICY))
+        });
+        if warned {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no TrustPoliciesNotInForce Warning Event naming the unbound policy"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     drop(checking);
     drop(controller);
     Ok(())
