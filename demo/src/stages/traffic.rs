@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
 use rollgate_crds::revision::REVISION_LABEL;
-use rollgate_testsupport::demo_workload::APP_PORT;
+use rollgate_testsupport::demo_workload::{APP_PORT, serves};
 use rollgate_testsupport::real_install::{scrape, sum_samples};
 
 use super::Walk;
@@ -112,16 +112,7 @@ impl Walk<'_> {
             .await?;
         let mut answered = BTreeMap::new();
         for pod in listed.items {
-            let ready = pod
-                .status
-                .as_ref()
-                .and_then(|status| status.conditions.as_ref())
-                .is_some_and(|conditions| {
-                    conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                });
-            if !ready || pod.metadata.deletion_timestamp.is_some() {
+            if !serves(&pod) {
                 continue;
             }
             let name = pod.metadata.name.clone().context("a pod without a name")?;

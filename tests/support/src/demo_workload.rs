@@ -6,6 +6,7 @@
 //! Prometheus through the `prometheus.io/*` annotations, and runs non-root with a read-only
 //! root filesystem and no capabilities.
 
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 /// The port the demo app listens on in its pods.
@@ -73,4 +74,19 @@ pub fn demo_services(name: &str, namespace: &str) -> Value {
         service(format!("{name}-stable")),
         service(format!("{name}-canary")),
     ]})
+}
+
+/// Whether `pod` serves: its Ready condition is True and it is not being deleted (a terminating
+/// pod leaves its Service's endpoints).
+pub fn serves(pod: &Pod) -> bool {
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|status| status.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|condition| condition.type_ == "Ready" && condition.status == "True")
+        });
+    ready && pod.metadata.deletion_timestamp.is_none()
 }

@@ -41,7 +41,7 @@ use rollgate_crds::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate};
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::crane::crane;
 use rollgate_testsupport::demo_app::demo_app_binary;
-use rollgate_testsupport::demo_workload::{APP_PORT, demo_pod_template, demo_services};
+use rollgate_testsupport::demo_workload::{APP_PORT, demo_pod_template, demo_services, serves};
 use rollgate_testsupport::manifests::rollout_manifest;
 use rollgate_testsupport::process::http_agent;
 use rollgate_testsupport::real_install::{
@@ -525,13 +525,7 @@ async fn settled_endpoints(
         let ready: BTreeMap<String, (String, String)> = listed
             .items
             .iter()
-            .filter(|pod| pod.metadata.deletion_timestamp.is_none())
-            .filter(|pod| {
-                pod.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
+            .filter(|pod| serves(pod))
             .filter_map(|pod| {
                 let ip = pod.status.as_ref()?.pod_ip.clone()?;
                 let revision = pod.metadata.labels.as_ref()?.get("rollgate.io/revision")?;
