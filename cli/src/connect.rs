@@ -7,6 +7,8 @@ use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
+use rollgate_crds::Rollout;
+
 use crate::args::Cli;
 
 /// A client and the namespace to work in.
@@ -15,6 +17,13 @@ pub struct Connection {
     pub client: Client,
     /// The namespace.
     pub namespace: String,
+}
+
+impl Connection {
+    /// The Rollouts of the namespace.
+    pub fn rollouts(&self) -> Api<Rollout> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
 }
 
 /// Who the API server says the user is.

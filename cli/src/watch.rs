@@ -14,11 +14,10 @@ use kubectl_rollgate::render;
 use rollgate_crds::Rollout;
 use rollgate_crds::rollout::RolloutPhase;
 
-use crate::commands::rollouts;
 use crate::connect::Connection;
 
 pub async fn run(connection: &Connection, name: &str, timeout: Duration) -> Result<ExitCode> {
-    let api = rollouts(connection);
+    let api = connection.rollouts();
     api.get(name).await?;
     let bar = ProgressBar::new(1);
     bar.set_style(

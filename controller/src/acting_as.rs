@@ -21,8 +21,6 @@ use rollgate_crds::approval::acting::{
     AccessQuestion, ActingPermission, questions, service_account_groups,
 };
 
-use crate::metrics::Metrics;
-
 /// How long an answer is reused.
 pub const ANSWER_TTL: Duration = Duration::from_secs(30);
 /// More cached answers than this and expired ones are dropped.
@@ -48,7 +46,6 @@ impl ActingAsReviews {
     pub async fn check(
         &self,
         client: &kube::Client,
-        metrics: &Metrics,
         approver: &str,
         groups: &[String],
         requester: &str,
@@ -67,7 +64,6 @@ impl ActingAsReviews {
         let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
         let mut answer = None;
         for question in questions(requester) {
-            metrics.request("create");
             let review = reviews
                 .create(&PostParams::default(), &review(&key, &question))
                 .await?;

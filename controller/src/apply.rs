@@ -18,20 +18,20 @@
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
 use rollgate_crds::managed_by::opt_in;
-use rollgate_crds::revision::REVISION_LABEL;
+use rollgate_crds::names::REVISION_LABEL;
 use rollgate_crds::rollout::{RolloutPhase, RolloutStatus};
 use serde_json::json;
 
-use crate::context::{Error, FIELD_MANAGER};
 use crate::decide::{Plan, RevisionState, RoutePlan};
+use crate::error::Error;
 use crate::freshness::{self, WrittenStatuses};
-use crate::metrics::Metrics;
 use crate::replicaset;
 use crate::route::{self, Weights};
+use crate::write::{self, FieldManager};
 
 /// What applying a plan came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,6 @@ pub enum Applied {
 /// Applies `plan` for `rollout`, whose ReplicaSets were observed as `observed`.
 pub async fn apply(
     client: &kube::Client,
-    metrics: &Metrics,
     written: &WrittenStatuses,
     rollout: &Rollout,
     plan: &Plan,
@@ -55,7 +54,6 @@ pub async fn apply(
     let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
     let writer = Writer {
         client,
-        metrics,
         written,
         namespace: &namespace,
         rollout,
@@ -83,17 +81,12 @@ pub async fn apply(
 /// Writes one Rollout's objects.
 struct Writer<'a> {
     client: &'a kube::Client,
-    metrics: &'a Metrics,
     written: &'a WrittenStatuses,
     namespace: &'a str,
     rollout: &'a Rollout,
 }
 
 impl Writer<'_> {
-    fn params() -> PatchParams {
-        PatchParams::apply(FIELD_MANAGER).force()
-    }
-
     /// Points each Service's selector at its revision; returns why it cannot (Services that do
     /// not exist, or have not opted in to the Rollout), writing none of them then.
     async fn services(&self, plan: &Plan) -> Result<Option<String>, Error> {
@@ -101,7 +94,6 @@ impl Writer<'_> {
         let mut missing = Vec::new();
         let mut refused = Vec::new();
         for service in &plan.services {
-            self.metrics.request("get");
             match services.get_opt(&service.service).await? {
                 None => missing.push(service.service.clone()),
                 Some(found) => refused.extend(opt_in(&found.metadata, self.rollout).refusal(
@@ -121,16 +113,14 @@ impl Writer<'_> {
             return Ok(Some(refused.join("; ")));
         }
         for service in &plan.services {
-            let patch = json!({
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": service.service},
-                "spec": {"selector": {REVISION_LABEL: service.revision}}
-            });
-            self.metrics.request("apply");
-            services
-                .patch(&service.service, &Self::params(), &Patch::Apply(&patch))
-                .await?;
+            let body = write::partial::<Service>(
+                json!({"name": service.service}),
+                [(
+                    "spec",
+                    json!({"selector": {REVISION_LABEL: service.revision}}),
+                )],
+            );
+            write::apply(&services, FieldManager::Controller, &service.service, &body).await?;
         }
         Ok(None)
     }
@@ -142,7 +132,6 @@ impl Writer<'_> {
             self.namespace,
             &route::http_route_resource(),
         );
-        self.metrics.request("get");
         let found = match routes.get_opt(&plan.http_route).await {
             Ok(found) => found,
             // Without the Gateway API CRDs the resource itself is unknown.
@@ -182,10 +171,7 @@ impl Writer<'_> {
             "metadata": {"name": plan.http_route},
             "spec": {"rules": rules},
         });
-        self.metrics.request("apply");
-        routes
-            .patch(&plan.http_route, &Self::params(), &Patch::Apply(&patch))
-            .await?;
+        write::apply(&routes, FieldManager::Controller, &plan.http_route, &patch).await?;
         Ok(None)
     }
 
@@ -206,12 +192,11 @@ impl Writer<'_> {
                 // An existing ReplicaSet keeps its own revision's pod template: only its scale
                 // changes. (The Rollout's template is the desired revision's, not the stable's.)
                 let scale = json!({"spec": {"replicas": wanted.replicas}});
-                self.metrics.request("scale");
                 replica_sets
                     .patch_scale(
                         &name,
                         &PatchParams {
-                            field_manager: Some(FIELD_MANAGER.to_owned()),
+                            field_manager: Some(FieldManager::Controller.name().to_owned()),
                             ..PatchParams::default()
                         },
                         &Patch::Merge(&scale),
@@ -226,14 +211,10 @@ impl Writer<'_> {
                 continue;
             }
             let replica_set = replicaset::build(self.rollout, &wanted.revision, wanted.replicas);
-            self.metrics.request("apply");
-            replica_sets
-                .patch(&name, &Self::params(), &Patch::Apply(&replica_set))
-                .await?;
+            write::apply(&replica_sets, FieldManager::Controller, &name, &replica_set).await?;
         }
         for revision in &plan.delete_revisions {
             let name = replicaset::name(self.rollout, revision);
-            self.metrics.request("delete");
             match replica_sets
                 .delete(&name, &DeleteParams::background())
                 .await
@@ -257,22 +238,16 @@ impl Writer<'_> {
         owned.user_action = None;
         // The audit chain head has a field manager of its own (see `crate::audit`).
         owned.audit_head = None;
-        let patch = json!({
-            "apiVersion": Rollout::api_version(&()),
-            "kind": Rollout::kind(&()),
-            "metadata": freshness::precondition(self.rollout),
-            "status": owned,
-        });
+        let body = write::partial::<Rollout>(
+            freshness::precondition(self.rollout),
+            [(
+                "status",
+                serde_json::to_value(owned).map_err(kube::Error::SerdeError)?,
+            )],
+        );
         let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), self.namespace);
-        self.metrics.request("apply_status");
-        match rollouts
-            .patch_status(
-                &self.rollout.name_any(),
-                &Self::params(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
+        let name = self.rollout.name_any();
+        match write::apply_status(&rollouts, FieldManager::Controller, &name, &body).await {
             Ok(_) => {
                 self.written.record(self.rollout, status);
                 Ok(())

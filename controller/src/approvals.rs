@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::Recorder;
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
 use rollgate_crds::approval::acting::ActingPermission;
@@ -24,9 +24,10 @@ use rollgate_crds::approval::{self as approval_crd, Approval as ApprovalObject, 
 use rollgate_crds::requester::requester;
 use rollgate_crds::rollout::{ContainerImage, GateStatus, IgnoredApproval};
 
-use crate::context::{Context, Error};
+use crate::context::Context;
 use crate::decide::Approval;
-use crate::metrics::Metrics;
+use crate::error::Error;
+use crate::events::{self, Activity, Notice};
 
 /// The most ignored approvals `status.gate.ignored` lists.
 pub const MAX_IGNORED: usize = 20;
@@ -70,7 +71,6 @@ pub fn uses_approval(rollout: &Rollout) -> bool {
 pub async fn list(context: &Context, rollout: &Rollout) -> Result<Approvals, Error> {
     let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<ApprovalObject> = Api::namespaced(context.client.clone(), &namespace);
-    context.metrics.request("list");
     let name = rollout.name_any();
     let objects: Vec<ApprovalObject> = api
         .list(&ListParams::default())
@@ -95,7 +95,6 @@ pub async fn list(context: &Context, rollout: &Rollout) -> Result<Approvals, Err
                 .acting_as
                 .check(
                     &context.client,
-                    &context.metrics,
                     &spec.approver,
                     &spec.approver_groups,
                     requester,
@@ -173,7 +172,6 @@ pub fn newly_ignored<'a>(
 /// their Approval (reason `ApprovalIgnored`).
 pub async fn report_ignored(
     recorder: &Recorder,
-    metrics: &Metrics,
     approvals: &Approvals,
     old: Option<&GateStatus>,
     new: Option<&GateStatus>,
@@ -186,20 +184,12 @@ pub async fn report_ignored(
         else {
             continue;
         };
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "ApprovalIgnored".to_owned(),
-            note: Some(format!(
-                "the approval of {} does not count ({}): {}",
-                ignored.approver, ignored.reason, ignored.message
-            )),
-            action: "Approve".to_owned(),
-            secondary: None,
-        };
-        metrics.request("event");
-        if let Err(error) = recorder.publish(&event, &approval.object_ref(&())).await {
-            tracing::warn!(%error, approval = %ignored.approval, "could not publish an ApprovalIgnored event");
-        }
+        let note = format!(
+            "the approval of {} does not count ({}): {}",
+            ignored.approver, ignored.reason, ignored.message
+        );
+        let notice = Notice::warning(Activity::Approve, "ApprovalIgnored", note);
+        events::publish(recorder, &approval.object_ref(&()), notice).await;
     }
 }
 
@@ -302,7 +292,7 @@ mod tests {
             crate::decide::tests::rollout(json!({"canary": {"steps": [{"approval": {}}]}}), 1);
         let deployer = "system:serviceaccount:shop:deployer";
         rollout.metadata.annotations = Some(BTreeMap::from([(
-            rollgate_crds::requester::REQUESTED_BY_ANNOTATION.to_owned(),
+            rollgate_crds::names::REQUESTED_BY_ANNOTATION.to_owned(),
             deployer.to_owned(),
         )]));
         let now = Timestamp::from_second(1_795_000_000).expect("time");

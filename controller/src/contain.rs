@@ -22,13 +22,13 @@ use futures::FutureExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
 use rollgate_crds::rollout::RolloutPhase;
 use serde_json::json;
 
 use crate::context::Context;
+use crate::events::{self, Activity, Notice};
 
 /// How soon a Rollout whose reconcile panicked is tried again.
 pub const RETRY_AFTER_PANIC: Duration = Duration::from_secs(60);
@@ -68,7 +68,6 @@ pub async fn report(
     if let Some(namespace) = guarded.namespace() {
         let rollouts: Api<Rollout> = Api::namespaced(context.client.clone(), &namespace);
         let patch = json!({"status": {"phase": RolloutPhase::Degraded, "message": message}});
-        context.metrics.request("patch_status");
         if let Err(error) = rollouts
             .patch_status(
                 &guarded.name_any(),
@@ -80,21 +79,8 @@ pub async fn report(
             tracing::warn!(%error, "could not report the panic in the Rollout's status");
         }
     }
-    let event = Event {
-        type_: EventType::Warning,
-        reason: "ReconcilePanicked".to_owned(),
-        note: Some(message),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    context.metrics.request("event");
-    if let Err(error) = context
-        .recorder
-        .publish(&event, &guarded.object_ref(&()))
-        .await
-    {
-        tracing::warn!(%error, "could not publish the panic event");
-    }
+    let notice = Notice::warning(Activity::Reconcile, "ReconcilePanicked", message);
+    events::publish(&context.recorder, &guarded.object_ref(&()), notice).await;
     Action::requeue(RETRY_AFTER_PANIC)
 }
 

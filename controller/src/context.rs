@@ -1,5 +1,5 @@
-//! What every reconcile shares: the client, the event recorder, the audit log, and the error
-//! type.
+//! What every reconcile shares: the client, the event recorder, the audit log, the caches.
+//! (Why a reconcile fails is [`crate::error::Error`].)
 
 use std::sync::Arc;
 
@@ -10,9 +10,7 @@ use crate::audit::AuditLog;
 use crate::freshness::WrittenStatuses;
 use crate::metrics::Metrics;
 use crate::verification::ImageVerification;
-
-/// The field manager of every write rollgate makes.
-pub const FIELD_MANAGER: &str = "rollgate-controller";
+use crate::write::FieldManager;
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -36,7 +34,7 @@ impl Context {
     /// A context whose events name `instance` as the reporting controller instance.
     pub fn new(client: kube::Client, instance: String, metrics: Arc<Metrics>) -> Self {
         let reporter = Reporter {
-            controller: FIELD_MANAGER.to_owned(),
+            controller: FieldManager::Controller.name().to_owned(),
             instance: Some(instance),
         };
         Context {
@@ -47,44 +45,6 @@ impl Context {
             verification: None,
             written: WrittenStatuses::default(),
             acting_as: ActingAsReviews::default(),
-        }
-    }
-}
-
-/// Why a reconcile failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The API server refused or failed a request.
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    /// The pod template could not be hashed.
-    #[error("revision hash: {0}")]
-    RevisionHash(#[from] rollgate_crds::revision::RevisionHashError),
-    /// The audit log cannot take the plan's records now; nothing is applied until it can.
-    #[error("audit log: {0}")]
-    Audit(#[from] crate::audit::AuditError),
-    /// The Rollout lacks a namespace (it is namespaced; this is a malformed object).
-    #[error("the Rollout has no namespace")]
-    NoNamespace,
-    /// The object changed since the decision read it (a conditional write was refused); it
-    /// is decided again from the newer version.
-    #[error("{0} changed since it was read; deciding again")]
-    Stale(String),
-    /// An AnalysisRun's lifecycle refused its input (a metric duration that does not parse).
-    #[error("analysis run: {0}")]
-    Lifecycle(#[from] rollgate_crds::analysis::lifecycle::LifecycleError),
-}
-
-impl Error {
-    /// A short label for metrics and logs.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Kube(_) => "kube",
-            Error::RevisionHash(_) => "revision_hash",
-            Error::NoNamespace => "no_namespace",
-            Error::Stale(_) => "stale",
-            Error::Audit(_) => "audit",
-            Error::Lifecycle(_) => "analysis_lifecycle",
         }
     }
 }

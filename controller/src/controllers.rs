@@ -19,10 +19,10 @@ use crate::analysis::client::analysis_client;
 use crate::analysis::measure::{self, MeasureContext};
 use crate::context::Context;
 use crate::reconcile::{error_policy, reconcile};
-use crate::replicaset::ROLLOUT_LABEL;
 use crate::route;
-use crate::run::Settings;
+use crate::settings::Settings;
 use crate::watches::{self, Referent};
+use rollgate_crds::names::ROLLOUT_LABEL;
 
 /// Runs both reconcilers until either stops.
 pub async fn run(client: kube::Client, context: Arc<Context>, settings: &Settings) {

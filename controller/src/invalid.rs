@@ -5,12 +5,13 @@
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, DeserializeGuard};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
 use serde_json::Value;
 
-use crate::context::{Context, Error};
+use crate::context::Context;
+use crate::error::Error;
+use crate::events::{self, Activity, Notice};
 
 /// Reports the unreadable Rollout behind `guarded`; `error` is what deserialising it said.
 pub async fn report(
@@ -29,18 +30,16 @@ pub async fn report(
         kind: "invalid_object".to_owned(),
     };
     context.metrics.reconcile_errors.get_or_create(&kind).inc();
-    let event = Event {
-        type_: EventType::Warning,
-        reason: "InvalidRollout".to_owned(),
-        note: Some(format!("rollgate cannot read this Rollout: {reason}")),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    context.metrics.request("event");
-    context
-        .recorder
-        .publish(&event, &guarded.object_ref(&()))
-        .await?;
+    events::publish(
+        &context.recorder,
+        &guarded.object_ref(&()),
+        Notice::warning(
+            Activity::Reconcile,
+            "InvalidRollout",
+            format!("rollgate cannot read this Rollout: {reason}"),
+        ),
+    )
+    .await;
     Ok(Action::await_change())
 }
 
@@ -51,7 +50,6 @@ async fn raw_rollout(guarded: &DeserializeGuard<Rollout>, context: &Context) -> 
         &namespace,
         &ApiResource::erase::<Rollout>(&()),
     );
-    context.metrics.request("get");
     let object = api.get(&guarded.name_any()).await.ok()?;
     serde_json::to_value(object).ok()
 }

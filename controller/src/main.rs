@@ -3,7 +3,8 @@
 //! variable too.
 
 use clap::Parser;
-use rollgate_controller::run::{Settings, run};
+use rollgate_controller::run::run;
+use rollgate_controller::settings::Settings;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

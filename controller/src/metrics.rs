@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use rollgate_runtime::api_requests::RequestKind;
 
 /// Labels of the error counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -20,8 +21,10 @@ pub struct ErrorLabels {
 /// Labels of the API request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `list`, `apply`, `apply_status`, `delete` or `event`.
+    /// `get`, `list`, `watch`, `create`, `patch`, `delete`, ... as the API server names it.
     pub verb: String,
+    /// `resource[/subresource]`, for example `rollouts/status`.
+    pub resource: String,
 }
 
 /// Labels of the phase gauge.
@@ -39,7 +42,8 @@ pub struct Metrics {
     pub reconciles: Counter,
     /// Reconciles failed, by error kind.
     pub reconcile_errors: Family<ErrorLabels, Counter>,
-    /// API requests the reconciler sent, by verb.
+    /// Kubernetes API requests the process sent, by verb and resource (counted by a layer
+    /// on its client: [`rollgate_runtime::api_requests`]).
     pub api_requests: Family<RequestLabels, Counter>,
     /// Rollouts by phase (as of their last reconcile by this instance).
     pub rollouts: Family<PhaseLabels, Gauge>,
@@ -58,6 +62,8 @@ pub struct Metrics {
     pub trust_policies_in_force: Gauge,
     /// Audit records (or outbox entries) found that the controller did not write: refused.
     pub audit_foreign_records: Counter,
+    /// Signed checkpoints published to the external store.
+    pub audit_checkpoints_published: Counter,
     phases: Mutex<BTreeMap<String, String>>,
 }
 
@@ -75,7 +81,7 @@ impl Default for Metrics {
         let api_requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "api_requests",
-            "Kubernetes API requests sent by reconciles, by verb",
+            "Kubernetes API requests sent, by verb and resource",
             api_requests.clone(),
         );
         let rollouts = Family::<PhaseLabels, Gauge>::default();
@@ -122,7 +128,14 @@ impl Default for Metrics {
             "Audit records the controller did not write, found and refused (alert on any)",
             audit_foreign_records.clone(),
         );
+        let audit_checkpoints_published = Counter::default();
+        registry.register(
+            "audit_checkpoints_published",
+            "Signed audit checkpoints published to the external store",
+            audit_checkpoints_published.clone(),
+        );
         Metrics {
+            audit_checkpoints_published,
             trust_policies_in_force,
             registry,
             measurements,
@@ -151,10 +164,11 @@ impl Metrics {
     }
 
     /// Counts one API request.
-    pub fn request(&self, verb: &str) {
+    pub fn api_request(&self, kind: &RequestKind) {
         self.api_requests
             .get_or_create(&RequestLabels {
-                verb: verb.to_owned(),
+                verb: kind.verb.to_owned(),
+                resource: kind.resource.clone(),
             })
             .inc();
     }

@@ -9,21 +9,22 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
 use rollgate_crds::RolloutStatus;
 use rollgate_crds::analysis::{AnalysisRun, RunRevisions};
-use rollgate_crds::audit::AuditEventKind;
+use rollgate_crds::names::ROLLOUT_LABEL;
 use rollgate_crds::revision::revision_hash;
 use rollgate_crds::rollout::{ContainerImage, RolloutPhase, condition_types};
 
 use crate::analysis::{observe, runner};
 use crate::audit::Flushed;
-use crate::audit::events::audit_events;
-use crate::context::{Context, Error};
-use crate::decide::{Observed, Plan, RevisionState, Verification, actions, decide};
-use crate::replicaset::{self, ROLLOUT_LABEL};
+use crate::audit::events::{Audited, audit_events};
+use crate::context::Context;
+use crate::decide::{Observed, Plan, RevisionState, TransitionKind, Verification, actions, decide};
+use crate::error::Error;
+use crate::events::{self, Activity, Notice};
+use crate::replicaset;
 use crate::{apply, gates, invalid};
 use crate::{approvals, verification};
 
@@ -67,14 +68,12 @@ async fn reconcile_rollout(
         // The cache has not caught up with this process's last status write: decide from the
         // API server's version, never from an older status.
         let rollouts: Api<Rollout> = Api::namespaced(context.client.clone(), &namespace);
-        context.metrics.request("get");
         rollout = rollouts.get(&rollout.name_any()).await?;
     }
     // Audit: write what an earlier status write committed and a crash left unwritten.
     let backlog = context.audit.flush_committed(&rollout).await;
     let replica_sets: Api<ReplicaSet> = Api::namespaced(context.client.clone(), &namespace);
     let selector = format!("{ROLLOUT_LABEL}={}", rollout.name_any());
-    context.metrics.request("list");
     let listed = replica_sets
         .list(&ListParams::default().labels(&selector))
         .await?;
@@ -84,7 +83,7 @@ async fn reconcile_rollout(
         .filter_map(|rs| replicaset::observe(&rollout, rs))
         .collect();
     let runs = if runner::uses_analysis(&rollout) {
-        runner::list(&context.client, &context.metrics, &rollout).await?
+        runner::list(&context.client, &rollout).await?
     } else {
         Vec::new()
     };
@@ -110,13 +109,19 @@ async fn reconcile_rollout(
     let mut plan = plan_for(&rollout, &desired_revision, &observed);
     start_analyses(&context, &rollout, &desired_revision, &mut plan).await?;
     // Audit: the plan's records are committed with its status write (the outbox).
+    let audited = audit_events(&rollout, &plan);
     plan.status.audit_outbox = context
         .audit
-        .prepare(&rollout, audit_events(&rollout, &plan))
+        .prepare(
+            &rollout,
+            audited
+                .iter()
+                .map(|audited| audited.event.clone())
+                .collect(),
+        )
         .await?;
     let applied = apply::apply(
         &context.client,
-        &context.metrics,
         &context.written,
         &rollout,
         &plan,
@@ -129,7 +134,6 @@ async fn reconcile_rollout(
     }
     approvals::report_ignored(
         &context.recorder,
-        &context.metrics,
         &approval_objects,
         rollout
             .status
@@ -141,17 +145,10 @@ async fn reconcile_rollout(
     if let Some(verified) = &verified
         && verification_changed(rollout.status.as_ref(), &plan)
     {
-        verification::report(
-            &context.recorder,
-            &context.metrics,
-            &rollout,
-            &verified.verdict,
-        )
-        .await;
+        verification::report(&context.recorder, &rollout, &verified.verdict).await;
     }
     runner::terminate_stale(
         &context.client,
-        &context.metrics,
         &runs,
         &desired_revision,
         plan.status.attempt.unwrap_or(0),
@@ -172,7 +169,7 @@ async fn reconcile_rollout(
         let finished = plan
             .transitions
             .iter()
-            .filter(|t| t.reason == "StepCompleted")
+            .filter(|t| t.kind == TransitionKind::StepCompleted)
             .count();
         if finished > 0 {
             let seconds = Timestamp::now()
@@ -183,9 +180,9 @@ async fn reconcile_rollout(
         }
     }
 
-    let audited = report(&context, &rollout, &plan).await;
+    let flushed = report(&context, &rollout, &plan, &audited).await;
     let retry = verified.and_then(|verified| verified.retry_after);
-    let retry = [retry, backlog.retry_after, audited.retry_after]
+    let retry = [retry, backlog.retry_after, flushed.retry_after]
         .into_iter()
         .flatten()
         .min();
@@ -198,52 +195,32 @@ async fn reconcile_rollout(
     }))
 }
 
-/// Records what `plan` did to `rollout`: an Event for each audit event (Warnings for aborts,
-/// refusals, rejections and analysis verdicts other than success), and the AuditRecords its
-/// status write committed.
-async fn report(context: &Context, rollout: &Rollout, plan: &Plan) -> Flushed {
-    let events = audit_events(rollout, plan);
+/// Records what `plan` did to `rollout`: an Event for each audited event (a Warning where
+/// [`Audited::warning`] says so), and the AuditRecords its status write committed.
+async fn report(context: &Context, rollout: &Rollout, plan: &Plan, audited: &[Audited]) -> Flushed {
     let flushed = context
         .audit
         .flush(rollout, &plan.status.audit_outbox)
         .await;
-    if events.is_empty() {
-        return flushed;
-    }
     let reference = rollout.object_ref(&());
-    for audited in &events {
-        let reason = audited.reason.clone().unwrap_or_default();
-        let message = audited.message.clone().unwrap_or_default();
+    for Audited { event, warning } in audited {
+        let reason = event.reason.clone().unwrap_or_default();
+        let message = event.message.clone().unwrap_or_default();
         tracing::info!(
             rollout = %rollout.name_any(),
             namespace = rollout.namespace().unwrap_or_default(),
             reason = %reason,
-            actor = %audited.actor,
+            actor = %event.actor,
             message = %message,
             "transition"
         );
-        let warning = matches!(
-            audited.kind,
-            AuditEventKind::Abort | AuditEventKind::Rejection
-        ) || matches!(
-            reason.as_str(),
-            "VerificationFailed" | "AnalysisFailed" | "AnalysisError" | "AnalysisInconclusive"
-        );
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
+        let notice = Notice {
+            warning: *warning,
             reason,
-            note: Some(message),
-            action: "Reconcile".to_owned(),
-            secondary: None,
+            note: message,
+            activity: Activity::Reconcile,
         };
-        context.metrics.request("event");
-        if let Err(error) = context.recorder.publish(&event, &reference).await {
-            tracing::warn!(%error, "could not publish an event");
-        }
+        events::publish(&context.recorder, &reference, notice).await;
     }
     flushed
 }
@@ -269,9 +246,7 @@ async fn verify(
         return Ok(None);
     }
     Ok(Some(
-        service
-            .verify(&context.client, &context.metrics, rollout, images)
-            .await?,
+        service.verify(&context.client, rollout, images).await?,
     ))
 }
 
@@ -343,7 +318,6 @@ async fn start_analyses(
     };
     let problems = runner::start(
         &context.client,
-        &context.metrics,
         rollout,
         &plan.start_analyses,
         &revisions,

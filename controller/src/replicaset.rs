@@ -7,12 +7,9 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
-use rollgate_crds::revision::REVISION_LABEL;
+use rollgate_crds::names::{REVISION_LABEL, ROLLOUT_LABEL};
 
 use crate::decide::RevisionState;
-
-/// The label that names the Rollout a ReplicaSet belongs to.
-pub const ROLLOUT_LABEL: &str = "rollgate.io/rollout";
 
 /// The name of a revision's ReplicaSet.
 pub fn name(rollout: &Rollout, revision: &str) -> String {

@@ -5,96 +5,38 @@
 //! A replica that loses the Lease stops its controller and waits to win it back; one that stops
 //! releases the Lease so another takes over at once instead of after the lease duration.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kube_lease_manager::LeaseManagerBuilder;
+use rollgate_runtime::api_requests::CountRequestsLayer;
 
 use crate::admin::{self, AdminState};
 use crate::context::Context;
 use crate::controllers;
 use crate::metrics::Metrics;
+use crate::settings::Settings;
 use crate::verification::{ImageVerification, VerificationMode};
+use crate::write::FieldManager;
 use futures::StreamExt;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use rollgate_crds::ImagePolicy;
 use rollgate_verify::{Verifier, VerifierConfig};
 
-/// Every setting an operator tunes: a flag, with an environment variable of the same meaning.
-#[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "rollgate-controller",
-    about = "The rollgate Rollout controller"
-)]
-pub struct Settings {
-    /// Address of the admin server (/live, /ready, /metrics).
-    #[arg(long, env = "ROLLGATE_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
-    pub admin_addr: SocketAddr,
-    /// Elect a leader on a Lease, so that only one replica writes.
-    #[arg(long, env = "ROLLGATE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
-    pub leader_election: bool,
-    /// Name of the leader Lease.
-    #[arg(
-        long,
-        env = "ROLLGATE_LEASE_NAME",
-        default_value = "rollgate-controller"
-    )]
-    pub lease_name: String,
-    /// Namespace of the leader Lease.
-    #[arg(long, env = "ROLLGATE_LEASE_NAMESPACE", default_value = "default")]
-    pub lease_namespace: String,
-    /// Seconds a leader's Lease stays valid without renewal (failover takes at most this long).
-    #[arg(long, env = "ROLLGATE_LEASE_DURATION_SECONDS", default_value_t = 15)]
-    pub lease_duration_seconds: u64,
-    /// Name of this instance, in the Lease and in Events.
-    #[arg(long, env = "ROLLGATE_INSTANCE", default_value = "rollgate-controller")]
-    pub instance: String,
-    /// Rollouts reconciled at once.
-    #[arg(long, env = "ROLLGATE_CONCURRENCY", default_value_t = 16)]
-    pub concurrency: u16,
-    /// The AnalysisService (the analysis service's gRPC endpoint), for example
-    /// `http://rollgate-analysis:50051`. Without it, every analysis measurement is an error, so
-    /// analyses never pass.
-    #[arg(long, env = "ROLLGATE_ANALYSIS_ADDR")]
-    pub analysis_addr: Option<String>,
-    /// How the controller authenticates to the AnalysisService.
-    #[command(flatten)]
-    pub analysis_client: crate::analysis::client::AnalysisClientSettings,
-    /// Verify image signatures and attestations against ImagePolicies (`enforce`), or keep
-    /// only the digest-pinning rule (`off`, for clusters whose admission already verifies).
-    #[arg(
-        long,
-        env = "ROLLGATE_IMAGE_VERIFICATION",
-        value_enum,
-        default_value = "enforce"
-    )]
-    pub image_verification: VerificationMode,
-    /// Registries (`host:port`) reached over plain HTTP instead of HTTPS, comma-separated.
-    #[arg(long, env = "ROLLGATE_INSECURE_REGISTRIES", value_delimiter = ',')]
-    pub insecure_registries: Vec<String>,
-    /// Seconds allowed to verify one image, every registry read included.
-    #[arg(long, env = "ROLLGATE_VERIFY_TIMEOUT_SECONDS", default_value_t = 30)]
-    pub verify_timeout_seconds: u64,
-    /// The RolloutService gRPC server.
-    #[command(flatten)]
-    pub grpc: crate::grpc::GrpcSettings,
-    /// The audit log's signing key and external checkpoint store.
-    #[command(flatten)]
-    pub audit: crate::audit::settings::AuditSettings,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "ROLLGATE_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
-}
-
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // One crypto provider (ring) for every rustls client and server in the process, whichever
     // TLS features the build happens to unify (with two, rustls cannot choose and refuses).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = kube::Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
+    let counting = CountRequestsLayer::new({
+        let metrics = metrics.clone();
+        move |kind| metrics.api_request(kind)
+    });
+    let client = kube::client::ClientBuilder::try_from(kube::Config::infer().await?)?
+        .with_layer(&counting)
+        .build();
     let ready = Arc::new(AtomicBool::new(false));
     let admin_state = AdminState {
         metrics: metrics.clone(),
@@ -151,7 +93,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_identity(&settings.instance)
         .with_duration(settings.lease_duration_seconds)
         .with_grace((settings.lease_duration_seconds / 3).max(1))
-        .with_field_manager(format!("{}-lease", crate::context::FIELD_MANAGER))
+        .with_field_manager(format!("{}-lease", FieldManager::Controller.name()))
         .build()
         .await?;
     let (mut leader, lease_task) = manager.watch().await;

@@ -17,11 +17,12 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Resource;
 use kube::api::{Api, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::Recorder;
 use rollgate_crds::policies::controller_owned::{
     CONTROLLER_IDENTITY_KEY, CONTROLLER_OWNED_POLICY, CONTROLLER_REPLICASETS_POLICY,
 };
 
+use crate::events::{self, Activity, Notice};
 use crate::metrics::Metrics;
 
 /// What the check found.
@@ -122,16 +123,8 @@ pub async fn check(
     let mut reference = Lease::default();
     reference.metadata.name = Some(name.to_owned());
     reference.metadata.namespace = Some(namespace.to_owned());
-    let event = Event {
-        type_: EventType::Warning,
-        reason: "TrustPoliciesNotInForce".into(),
-        note: Some(why),
-        action: "StartUp".into(),
-        secondary: None,
-    };
-    if let Err(error) = recorder.publish(&event, &reference.object_ref(&())).await {
-        tracing::warn!(%error, "could not publish the trust warning");
-    }
+    let notice = Notice::warning(Activity::StartUp, "TrustPoliciesNotInForce", why);
+    events::publish(recorder, &reference.object_ref(&()), notice).await;
 }
 
 #[cfg(test)]

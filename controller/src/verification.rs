@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use rollgate_crds::image_policy::break_glass_justification;
@@ -40,10 +40,10 @@ use rollgate_verify::{
     Verifier,
 };
 
-use crate::context::Error;
 use crate::decide::Verification;
+use crate::error::Error;
+use crate::events::{self, Activity, Notice};
 use crate::gates;
-use crate::metrics::Metrics;
 
 /// How soon a revision held because its registry could not be reached is verified again.
 pub const UNAVAILABLE_RETRY: Duration = Duration::from_secs(15);
@@ -85,7 +85,6 @@ impl ImageVerification {
     pub async fn verify(
         &self,
         client: &kube::Client,
-        metrics: &Metrics,
         rollout: &Rollout,
         images: &[ContainerImage],
     ) -> Result<Verified, Error> {
@@ -95,19 +94,14 @@ impl ImageVerification {
             .iter()
             .map(|policy| policy.as_ref().clone())
             .collect();
-        let mut verdict = self
-            .judge(client, metrics, rollout, images, &cached)
-            .await?;
+        let mut verdict = self.judge(client, rollout, images, &cached).await?;
         if !verdict.admitted() && !verdict.is_transient() {
-            metrics.request("list");
             let listed = Api::<ImagePolicy>::all(client.clone())
                 .list(&ListParams::default())
                 .await?
                 .items;
             if versions(&listed) != versions(&cached) {
-                verdict = self
-                    .judge(client, metrics, rollout, images, &listed)
-                    .await?;
+                verdict = self.judge(client, rollout, images, &listed).await?;
             }
         }
         let (gate, retry_after) = if let Some(summary) = verdict.summary() {
@@ -137,14 +131,12 @@ impl ImageVerification {
     async fn judge(
         &self,
         client: &kube::Client,
-        metrics: &Metrics,
         rollout: &Rollout,
         images: &[ContainerImage],
         policies: &[ImagePolicy],
     ) -> Result<RevisionVerdict, Error> {
-        let secret_keys = secret_keys(client, metrics, policies).await?;
+        let secret_keys = secret_keys(client, policies).await?;
         let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
-        metrics.request("get");
         let labels = Api::<Namespace>::all(client.clone())
             .get_metadata_opt(&namespace)
             .await?
@@ -217,18 +209,13 @@ fn versions(policies: &[ImagePolicy]) -> Vec<(String, String)> {
 
 /// The PEM text of every Secret key the policies name. A Secret or key that is missing is left
 /// out: the authorities that need it then cannot verify, which refuses, never admits.
-async fn secret_keys(
-    client: &kube::Client,
-    metrics: &Metrics,
-    policies: &[ImagePolicy],
-) -> Result<SecretKeys, Error> {
+async fn secret_keys(client: &kube::Client, policies: &[ImagePolicy]) -> Result<SecretKeys, Error> {
     let mut keys = SecretKeys::new();
     for reference in policies.iter().flat_map(|policy| policy.spec.secret_refs()) {
         if keys.contains_key(reference) {
             continue;
         }
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &reference.namespace);
-        metrics.request("get");
         let Some(secret) = secrets.get_opt(&reference.name).await? else {
             tracing::warn!(secret = %reference.name, namespace = %reference.namespace, "an ImagePolicy names a Secret that does not exist");
             continue;
@@ -312,12 +299,7 @@ fn result_label(outcome: &Outcome) -> &'static str {
 }
 
 /// Publishes one Event (and one structured log line) per image verdict.
-pub async fn report(
-    recorder: &Recorder,
-    metrics: &Metrics,
-    rollout: &Rollout,
-    verdict: &RevisionVerdict,
-) {
+pub async fn report(recorder: &Recorder, rollout: &Rollout, verdict: &RevisionVerdict) {
     for image in &verdict.images {
         let fields = verdict_fields(image);
         let note = fields
@@ -332,31 +314,12 @@ pub async fn report(
             (_, true) => "ImageVerificationOverridden",
             _ => "ImageRefused",
         };
-        let event = Event {
-            type_: if reason == "ImageVerified" {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
+        let notice = Notice {
+            warning: reason != "ImageVerified",
             reason: reason.to_owned(),
-            note: Some(truncate(&note, 1024)),
-            action: "Verify".to_owned(),
-            secondary: None,
+            note,
+            activity: Activity::Verify,
         };
-        metrics.request("event");
-        if let Err(error) = recorder.publish(&event, &rollout.object_ref(&())).await {
-            tracing::warn!(%error, "could not publish a verification event");
-        }
+        events::publish(recorder, &rollout.object_ref(&()), notice).await;
     }
-}
-
-fn truncate(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_owned();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }

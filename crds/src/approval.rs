@@ -40,11 +40,6 @@ use serde::{Deserialize, Serialize};
 pub use gate::{ApprovalFacts, GateVerdict, Ignored, IgnoredReason, assess, evaluate_gate};
 pub use request::{DecisionTarget, approval_request, decision_target};
 
-/// The label an Approval carries with the name of its Rollout, so clients can select them.
-pub const ROLLOUT_LABEL: &str = "rollgate.io/rollout";
-/// The label an Approval carries with the revision hash it decides on.
-pub const REVISION_LABEL: &str = "rollgate.io/approval-revision";
-
 /// The regular expression of a revision hash (10 lowercase hex digits).
 pub const REVISION_PATTERN: &str = "^[0-9a-f]{10}$";
 /// The regular expression of an image digest (`sha256:` and 64 lowercase hex digits).

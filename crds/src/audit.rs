@@ -37,15 +37,13 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::names::{ROLLOUT_LABEL, ROLLOUT_UID_LABEL};
+
 pub use chain::{
     AuditEvent, BrokenLink, ChainError, ChainHead, LinkProblem, chains_by_uid, next_record,
     record_hash, record_name, recorded_head, verify_chain, verify_records,
 };
 
-/// The label with the Rollout's name (set only when the name is a valid label value).
-pub const ROLLOUT_LABEL: &str = "rollgate.io/rollout";
-/// The label with the Rollout's uid.
-pub const ROLLOUT_UID_LABEL: &str = "rollgate.io/rollout-uid";
 /// The actor of everything the controller does on its own.
 pub const CONTROLLER_ACTOR: &str = "rollgate-controller";
 

@@ -30,13 +30,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The annotation that marks an ImagePolicy as the cluster default (value `"true"`).
-pub const DEFAULT_POLICY_ANNOTATION: &str = "rollgate.io/default-policy";
+use crate::names::{BREAK_GLASS_ANNOTATION, DEFAULT_POLICY_ANNOTATION};
+
 /// The name of the ImagePolicy used as the cluster default when none carries the annotation.
 pub const DEFAULT_POLICY_NAME: &str = "default";
-/// The pod-template annotation that requests break-glass for a revision; its value is the
-/// justification, which must not be blank.
-pub const BREAK_GLASS_ANNOTATION: &str = "rollgate.io/break-glass";
 
 /// An ImagePolicy says which images it covers and which signatures and attestations, made with
 /// which trusted keys, each of those images needs before a Rollout may run it.

@@ -14,6 +14,7 @@ pub mod duration;
 pub mod generate;
 pub mod image_policy;
 pub mod managed_by;
+pub mod names;
 pub mod policies;
 pub mod requester;
 pub mod revision;
@@ -28,18 +29,4 @@ pub use audit::{AuditRecord, AuditRecordSpec};
 pub use image_policy::{ImagePolicy, ImagePolicySpec};
 pub use rollout::{Rollout, RolloutSpec, RolloutStatus};
 
-/// The API group of every rollgate resource.
-pub const API_GROUP: &str = "rollgate.io";
-/// The API version of every rollgate resource.
-pub const API_VERSION: &str = "v1alpha1";
-
-/// Every kind rollgate serves, Rollout first.
-pub const KINDS: [&str; 7] = [
-    "Rollout",
-    "AnalysisTemplate",
-    "ClusterAnalysisTemplate",
-    "AnalysisRun",
-    "ImagePolicy",
-    "Approval",
-    "AuditRecord",
-];
+pub use names::{API_GROUP, API_VERSION, KINDS};

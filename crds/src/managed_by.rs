@@ -17,10 +17,8 @@
 
 use kube::core::ObjectMeta;
 
-use crate::{API_GROUP, Rollout};
-
-/// The annotation by which a Service or HTTPRoute opts in to the Rollout it names.
-pub const MANAGED_BY_ANNOTATION: &str = "rollgate.io/managed-by-rollout";
+use crate::Rollout;
+use crate::names::{API_GROUP, MANAGED_BY_ANNOTATION};
 
 /// Whether an object opted in to a Rollout, and if not, why not.
 #[derive(Debug, Clone, PartialEq, Eq)]

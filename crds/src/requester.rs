@@ -23,9 +23,7 @@
 //! audit record.
 
 use crate::Rollout;
-
-/// The Rollout annotation that names who last changed the pod template.
-pub const REQUESTED_BY_ANNOTATION: &str = "rollgate.io/requested-by";
+use crate::names::REQUESTED_BY_ANNOTATION;
 
 /// The requester of a Rollout's current template, if the Rollout names one.
 pub fn requester(rollout: &Rollout) -> Option<&str> {

@@ -23,8 +23,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// The pod label that carries the revision hash, on pods and in Service selectors.
-pub const REVISION_LABEL: &str = "rollgate.io/revision";
+use crate::names::REVISION_LABEL;
 
 /// Version tag of the canonical form, hashed in front of it.
 pub const CANONICAL_FORM_VERSION: &str = "rollgate-revision-v1";

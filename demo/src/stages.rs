@@ -17,7 +17,7 @@ use kube::Api;
 use kube::api::ListParams;
 use rollgate_crds::Rollout;
 use rollgate_crds::analysis::AnalysisRun;
-use rollgate_crds::revision::REVISION_LABEL;
+use rollgate_crds::names::{REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_testsupport::crane::crane;
 use rollgate_testsupport::oci_push::TestImage;
 use rollgate_testsupport::signing::{TestKey, sign};
@@ -286,7 +286,7 @@ impl<'a> Walk<'a> {
     async fn replica_sets(&self) -> Result<String> {
         let sets = self
             .replica_sets
-            .list(&ListParams::default().labels(&format!("rollgate.io/rollout={ROLLOUT}")))
+            .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={ROLLOUT}")))
             .await?;
         let mut lines = Vec::new();
         for set in &sets.items {

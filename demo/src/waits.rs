@@ -8,6 +8,7 @@ use kube::Api;
 use kube::api::ListParams;
 use rollgate_crds::Rollout;
 use rollgate_crds::analysis::AnalysisRun;
+use rollgate_crds::names::{REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_crds::rollout::RolloutPhase;
 
 use crate::objects::ROLLOUT;
@@ -98,7 +99,7 @@ fn progress_line(rollout: &Rollout) -> String {
 
 /// The finished AnalysisRun of `revision` of the Rollout.
 pub async fn finished_run(api: &Api<AnalysisRun>, revision: &str) -> Result<AnalysisRun> {
-    let selector = format!("rollgate.io/rollout={ROLLOUT},rollgate.io/revision={revision}");
+    let selector = format!("{ROLLOUT_LABEL}={ROLLOUT},{REVISION_LABEL}={revision}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let runs = api.list(&ListParams::default().labels(&selector)).await?;

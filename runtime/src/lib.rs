@@ -1,5 +1,8 @@
 //! Process plumbing shared by rollgate's long-running binaries (the controller, the analysis
-//! service and the demo app), so each behaves the same way when its pod is stopped.
+//! service and the demo app), so each behaves the same way when its pod is stopped, and the
+//! naming and counting of the Kubernetes API requests they send ([`api_requests`]).
+
+pub mod api_requests;
 
 /// Resolves on SIGTERM (what the kubelet sends a container when it stops a pod) or Ctrl-C.
 /// Servers pass it to their graceful shutdown, so in-flight requests finish and the process

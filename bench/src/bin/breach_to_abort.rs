@@ -41,6 +41,7 @@ use rand_distr::{Distribution, Uniform};
 use rand_pcg::Pcg64;
 use rollgate_crds::Rollout;
 use rollgate_crds::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate};
+use rollgate_crds::names::{REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_crds::revision::revision_hash;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::prometheus::SCRAPE_INTERVAL;
@@ -127,7 +128,7 @@ async fn wait_rollout(
 
 /// The background AnalysisRun of `revision`, if there is one yet.
 async fn run_of(runs: &Api<AnalysisRun>, revision: &str) -> anyhow::Result<Option<AnalysisRun>> {
-    let selector = format!("rollgate.io/rollout={NAME},rollgate.io/revision={revision}");
+    let selector = format!("{ROLLOUT_LABEL}={NAME},{REVISION_LABEL}={revision}");
     let list = runs.list(&ListParams::default().labels(&selector)).await?;
     Ok(list.items.into_iter().next())
 }
@@ -135,13 +136,13 @@ async fn run_of(runs: &Api<AnalysisRun>, revision: &str) -> anyhow::Result<Optio
 /// Replicas of the Rollout's ReplicaSets, by revision.
 async fn scale(api: &Api<ReplicaSet>) -> anyhow::Result<BTreeMap<String, i32>> {
     let list = api
-        .list(&ListParams::default().labels(&format!("rollgate.io/rollout={NAME}")))
+        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={NAME}")))
         .await?;
     Ok(list
         .items
         .into_iter()
         .filter_map(|rs| {
-            let revision = rs.metadata.labels?.get("rollgate.io/revision")?.clone();
+            let revision = rs.metadata.labels?.get(REVISION_LABEL)?.clone();
             Some((revision, rs.spec?.replicas.unwrap_or(0)))
         })
         .filter(|(_, replicas)| *replicas > 0)

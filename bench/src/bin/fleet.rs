@@ -1,29 +1,69 @@
 //! Fleet benchmark: N Rollouts (default 500) on the local cluster, each walking a 3-step canary
 //! (`setWeight 50`, `pause 1s`, `setWeight 100`) to a new revision, with the controller running
 //! as a process. Prints the controller's peak RSS and CPU seconds, the time until every Rollout
-//! finished, the API requests the controller sent (its own metrics), and p50/p99 of the delay
-//! from a step being allowed (the canary's pods available) to the controller's next write (the
-//! step index advancing), as seen by one watcher.
+//! finished, the API requests the controller sent during the rollout and at idle (counted by a
+//! proxy in front of the API server, by verb and resource: [`rollgate_bench::api_count`]), and
+//! p50/p99 of the delay from a step being allowed (the canary's pods available) to the
+//! controller's next write (the step index advancing), as seen by one watcher.
 //!
 //! The Rollouts' images are fake digests that no registry holds, so the controller runs with
 //! `--image-verification=off` (the test default of `ControllerOptions`): this measures the
 //! rollout machinery; `verify_latency` measures verification.
 //!
-//! Usage: `cargo run --release -p rollgate-bench --bin fleet [-- <rollouts>]`.
+//! The audit log is signed and its checkpoints published to a local OCI registry
+//! (`--audit signed`, the default, as production runs it) or written without a key
+//! (`--audit unsigned`). To compare an earlier build, point `ROLLGATE_CONTROLLER_BIN` at its
+//! binary and `--crds-of` at its checkout, whose CRDs and policies the cluster then installs;
+//! the audit settings reach the controller as environment variables, which a build without
+//! them ignores.
+//!
+//! Usage: `cargo run --release -p rollgate-bench --bin fleet [-- <rollouts>] [--audit
+//! signed|unsigned] [--crds-of <checkout>]`.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use rollgate_bench::api_count::CountingProxy;
 use rollgate_crds::Rollout;
+use rollgate_crds::audit::checkpoint::generate_key;
+use rollgate_crds::names::{REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::{
-    Cluster, ControllerOptions, ControllerProcess, TestNamespace, manifests,
+    Cluster, ControllerOptions, ControllerProcess, Registry, TestNamespace, manifests,
 };
 use serde_json::json;
+
+/// How long the idle request rate is measured, after every Rollout finished.
+const IDLE_WINDOW: Duration = Duration::from_secs(60);
+
+/// The benchmark's command line.
+#[derive(Parser, Debug)]
+struct Args {
+    /// How many Rollouts.
+    #[arg(default_value_t = 500)]
+    rollouts: usize,
+    /// Whether the controller signs its audit log and publishes checkpoints.
+    #[arg(long, value_enum, default_value_t = AuditMode::Signed)]
+    audit: AuditMode,
+    /// Install the CRDs and policies of this rollgate checkout (an earlier build's).
+    #[arg(long)]
+    crds_of: Option<PathBuf>,
+}
+
+/// The audit log's configuration.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum AuditMode {
+    /// Signed checkpoints, published to a local OCI registry.
+    Signed,
+    /// No key: records without signatures or checkpoints.
+    Unsigned,
+}
 
 const V1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const V2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
@@ -91,21 +131,63 @@ async fn wait_all(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|arg| arg.parse().ok())
-        .unwrap_or(500);
-    let (cluster, client) = Cluster::start_with_crds().await?;
+    let args = Args::parse();
+    let n = args.rollouts;
+    let cluster = tokio::task::spawn_blocking(move || {
+        let cluster = Cluster::start()?;
+        match &args.crds_of {
+            Some(root) => cluster.install_crds_of(root)?,
+            None => cluster.install_crds()?,
+        }
+        anyhow::Ok(cluster)
+    })
+    .await??;
+    let client = cluster.client().await?;
     let namespace = TestNamespace::create(&cluster, &client, "fleet").await?;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), namespace.name());
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace.name());
-    let controller = ControllerProcess::start(
-        &cluster,
-        &ControllerOptions {
-            lease_duration_seconds: 15,
-            ..ControllerOptions::named("fleet")
+    let proxy = CountingProxy::start(client.clone()).await?;
+    let counted_kubeconfig = cluster.dir().join("counted.kubeconfig");
+    proxy.write_kubeconfig(&counted_kubeconfig)?;
+    let mut options = ControllerOptions {
+        lease_duration_seconds: 15,
+        kubeconfig: Some(counted_kubeconfig),
+        ..ControllerOptions::named("fleet")
+    };
+    let keys = tempfile::tempdir()?;
+    let registry = match args.audit {
+        AuditMode::Signed => {
+            let registry = Registry::start()?;
+            let (signer, _verifier) = generate_key("rollgate-fleet");
+            let key = keys.path().join("signer.key");
+            std::fs::write(&key, signer)?;
+            options.env.extend([
+                (
+                    "ROLLGATE_AUDIT_SIGNING_KEY_FILE".to_owned(),
+                    key.display().to_string(),
+                ),
+                (
+                    "ROLLGATE_AUDIT_STORE".to_owned(),
+                    format!("{}/audit", registry.host()),
+                ),
+                (
+                    "ROLLGATE_AUDIT_STORE_INSECURE".to_owned(),
+                    "true".to_owned(),
+                ),
+            ]);
+            Some(registry)
+        }
+        AuditMode::Unsigned => None,
+    };
+    let controller = ControllerProcess::start(&cluster, &options)?;
+    println!(
+        "fleet: audit log {}, controller {}",
+        match (&registry, args.audit) {
+            (Some(registry), _) => format!("signed, checkpoints published to {}", registry.host()),
+            _ => "unsigned".to_owned(),
         },
-    )?;
+        std::env::var("ROLLGATE_CONTROLLER_BIN").unwrap_or_else(|_| "of this workspace".into())
+    );
 
     println!(
         "fleet: {n} Rollouts, 3-step canary each, controller pid {:?}",
@@ -157,12 +239,9 @@ async fn main() -> anyhow::Result<()> {
                 .and_then(|s| s.available_replicas)
                 .unwrap_or(0);
             if available >= 1
-                && let Some(app) = labels.get("rollgate.io/rollout")
+                && let Some(app) = labels.get(ROLLOUT_LABEL)
             {
-                let revision = labels
-                    .get("rollgate.io/revision")
-                    .cloned()
-                    .unwrap_or_default();
+                let revision = labels.get(REVISION_LABEL).cloned().unwrap_or_default();
                 let _ = tx_rs.send((true, app.clone(), revision, Instant::now()));
             }
         }
@@ -182,7 +261,7 @@ async fn main() -> anyhow::Result<()> {
         }
     });
 
-    let before_requests = controller.metric("rollgate_api_requests_total");
+    let before_requests = proxy.snapshot();
     let (_, cpu_before) = controller.pid().map(usage).unwrap_or_default();
     let started = Instant::now();
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": manifests::app_image(V2)}]}}}});
@@ -242,10 +321,10 @@ async fn main() -> anyhow::Result<()> {
     delays.sort();
 
     let (peak_mib, cpu_after) = controller.pid().map(usage).unwrap_or_default();
-    let requests = controller
-        .metric("rollgate_api_requests_total")
-        .unwrap_or(0.0)
-        - before_requests.unwrap_or(0.0);
+    let requests = proxy.snapshot().since(&before_requests);
+    let before_idle = proxy.snapshot();
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let idle = proxy.snapshot().since(&before_idle);
     println!(
         "fleet: {finished}/{n} Rollouts finished the canary in {:.1} s",
         elapsed.as_secs_f64()
@@ -256,8 +335,16 @@ async fn main() -> anyhow::Result<()> {
         cpu_after
     );
     println!(
-        "fleet: API requests sent by reconciles during the rollout: {requests:.0} ({:.1} per Rollout)",
-        requests / n as f64
+        "fleet: API requests during the rollout: {} ({:.1} per Rollout)",
+        requests.total(),
+        requests.total() as f64 / n as f64
+    );
+    for line in requests.breakdown(n) {
+        println!("fleet:   {line}");
+    }
+    println!(
+        "fleet: API requests at idle: {:.1} a minute",
+        idle.total() as f64 * 60.0 / IDLE_WINDOW.as_secs_f64()
     );
     println!(
         "fleet: step allowed -> next write: p50 {:.0} ms, p99 {:.0} ms over {} steps",

@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     policy.metadata.generation = Some(1);
     policy.metadata.annotations = Some(
         [(
-            rollgate_crds::image_policy::DEFAULT_POLICY_ANNOTATION.to_owned(),
+            rollgate_crds::names::DEFAULT_POLICY_ANNOTATION.to_owned(),
             "true".to_owned(),
         )]
         .into(),

@@ -13,7 +13,6 @@ use kubectl_rollgate::FIELD_MANAGER;
 use kubectl_rollgate::user_action::{ActionTarget, action_id, user_action_patch};
 use rollgate_crds::rollout::UserActionKind;
 
-use super::rollouts;
 use crate::connect::{Connection, whoami};
 
 pub async fn run(
@@ -23,7 +22,7 @@ pub async fn run(
     reason: Option<String>,
     wait_seconds: u64,
 ) -> Result<ExitCode> {
-    let api = rollouts(connection);
+    let api = connection.rollouts();
     let rollout = api
         .get(name)
         .await

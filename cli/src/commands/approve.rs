@@ -9,7 +9,6 @@ use kube::api::PostParams;
 use rollgate_crds::Approval;
 use rollgate_crds::approval::{Decision, DecisionTarget, approval_request, decision_target};
 
-use super::rollouts;
 use crate::connect::{Connection, whoami};
 
 pub async fn run(
@@ -18,7 +17,8 @@ pub async fn run(
     approve: bool,
     comment: Option<String>,
 ) -> Result<ExitCode> {
-    let rollout = rollouts(connection)
+    let rollout = connection
+        .rollouts()
         .get(name)
         .await
         .with_context(|| format!("get rollout {name}"))?;

@@ -8,17 +8,14 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::ListParams;
 use kubectl_rollgate::render;
-use rollgate_crds::revision::REVISION_LABEL;
+use rollgate_crds::names::{REVISION_LABEL, ROLLOUT_LABEL};
 
 use super::audit::records_of;
-use super::rollouts;
 use crate::connect::Connection;
 
-/// The label the controller puts on a Rollout's ReplicaSets.
-const ROLLOUT_LABEL: &str = "rollgate.io/rollout";
-
+/// Prints the revisions of Rollout `name`: its ReplicaSets, oldest first, with their roles.
 pub async fn run(connection: &Connection, name: &str) -> Result<ExitCode> {
-    let rollout = rollouts(connection).get_opt(name).await?;
+    let rollout = connection.rollouts().get_opt(name).await?;
     let status = rollout.and_then(|r| r.status).unwrap_or_default();
     let replica_sets =
         Api::<ReplicaSet>::namespaced(connection.client.clone(), &connection.namespace)

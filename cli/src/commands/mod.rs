@@ -11,10 +11,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use k8s_openapi::jiff::Timestamp;
-use kube::Api;
 use kube::api::ListParams;
 use kubectl_rollgate::render;
-use rollgate_crds::Rollout;
 use rollgate_crds::duration::parse_duration;
 use rollgate_crds::rollout::UserActionKind;
 
@@ -52,7 +50,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     parse_duration(&timeout).with_context(|| format!("--timeout {timeout:?}"))?;
                 crate::watch::run(&connection, &name, timeout).await
             } else {
-                let rollout = rollouts(&connection).get(&name).await.context(name)?;
+                let rollout = connection.rollouts().get(&name).await.context(name)?;
                 print!("{}", render::status_view(&rollout));
                 Ok(ExitCode::SUCCESS)
             }
@@ -126,13 +124,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The Rollouts of the namespace.
-pub fn rollouts(connection: &Connection) -> Api<Rollout> {
-    Api::namespaced(connection.client.clone(), &connection.namespace)
-}
-
 async fn list(connection: &Connection) -> Result<ExitCode> {
-    let list = rollouts(connection)
+    let list = connection
+        .rollouts()
         .list(&ListParams::default())
         .await
         .context("list rollouts")?;
@@ -145,7 +139,8 @@ async fn list(connection: &Connection) -> Result<ExitCode> {
 }
 
 async fn get(connection: &Connection, name: &str, output: Output) -> Result<ExitCode> {
-    let rollout = rollouts(connection)
+    let rollout = connection
+        .rollouts()
         .get(name)
         .await
         .with_context(|| format!("get rollout {name}"))?;

@@ -13,16 +13,10 @@ use kube::api::ObjectMeta;
 use kube::core::ResourceExt;
 use rollgate_crds::Rollout;
 use rollgate_crds::analysis::{AnalysisRun, AnalysisRunSpec, AnalysisTemplateSpec, RunRevisions};
-use rollgate_crds::revision::REVISION_LABEL;
 use rollgate_crds::rollout::{AnalysisArg, AnalysisStep};
 
 use crate::decide::AnalysisKey;
-use crate::replicaset::ROLLOUT_LABEL;
-
-/// Label with the analysis key (`step-<n>`, `background`, `pre-promotion`, `post-promotion`).
-pub const ANALYSIS_KEY_LABEL: &str = "rollgate.io/analysis";
-/// Label with the Rollout's attempt (`status.attempt`) the run belongs to.
-pub const ATTEMPT_LABEL: &str = "rollgate.io/attempt";
+use rollgate_crds::names::{ANALYSIS_KEY_LABEL, ATTEMPT_LABEL, REVISION_LABEL, ROLLOUT_LABEL};
 
 /// A template the step names, as fetched.
 #[derive(Debug, Clone)]

@@ -8,16 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::Api;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
 use rollgate_crds::analysis::lifecycle::{NewMeasurement, advance};
 use rollgate_crds::analysis::{AnalysisRun, AnalysisRunStatus, Measurement};
 use serde_json::json;
 
 use super::requests::{MetricRequest, failed_call, measurement, request_for};
-use crate::context::{Error, FIELD_MANAGER};
+use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::write::{self, FieldManager};
 
 /// What the measurer shares between runs.
 pub struct MeasureContext {
@@ -135,20 +136,15 @@ async fn write_status(
     if run.status.as_ref() == Some(status) {
         return Ok(());
     }
-    let patch = json!({
-        "apiVersion": AnalysisRun::api_version(&()),
-        "kind": AnalysisRun::kind(&()),
-        "metadata": {"name": run.name_any()},
-        "status": status,
-    });
+    let body = write::partial::<AnalysisRun>(
+        json!({"name": run.name_any()}),
+        [(
+            "status",
+            serde_json::to_value(status).map_err(kube::Error::SerdeError)?,
+        )],
+    );
     let runs: Api<AnalysisRun> = Api::namespaced(context.client.clone(), namespace);
-    context.metrics.request("apply_status");
-    runs.patch_status(
-        &run.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    write::apply_status(&runs, FieldManager::Controller, &run.name_any(), &body).await?;
     Ok(())
 }
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 use rollgate_crds::analysis::{AnalysisPhase, AnalysisRun};
-use rollgate_crds::revision::REVISION_LABEL;
+use rollgate_crds::names::{ANALYSIS_KEY_LABEL, ATTEMPT_LABEL, REVISION_LABEL};
 
-use super::build::{ANALYSIS_KEY_LABEL, ATTEMPT_LABEL, parse_key_label};
+use super::build::parse_key_label;
 use crate::decide::{AnalysisKey, AnalysisOutcome};
 
 /// The outcome of each analysis of `revision` at `attempt`, from the Rollout's runs.

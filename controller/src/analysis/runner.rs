@@ -3,21 +3,20 @@
 //! attempt, or a rollout that completed or aborted: background analysis ends when the rollout
 //! does).
 
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, PostParams};
 use rollgate_crds::Rollout;
 use rollgate_crds::analysis::{
     AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, RunRevisions,
 };
-use rollgate_crds::revision::REVISION_LABEL;
+use rollgate_crds::names::{ATTEMPT_LABEL, REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_crds::rollout::{AnalysisStep, RolloutPhase};
 use serde_json::json;
 
-use super::build::{ATTEMPT_LABEL, ResolvedTemplate, build_run, step_of};
-use crate::context::{Error, FIELD_MANAGER};
+use super::build::{ResolvedTemplate, build_run, step_of};
 use crate::decide::AnalysisKey;
-use crate::metrics::Metrics;
-use crate::replicaset::ROLLOUT_LABEL;
+use crate::error::Error;
+use crate::write::{self, FieldManager};
 
 /// Whether the Rollout's strategy runs any analysis (so its runs are worth listing).
 pub fn uses_analysis(rollout: &Rollout) -> bool {
@@ -32,14 +31,9 @@ pub fn uses_analysis(rollout: &Rollout) -> bool {
 }
 
 /// The Rollout's AnalysisRuns.
-pub async fn list(
-    client: &kube::Client,
-    metrics: &Metrics,
-    rollout: &Rollout,
-) -> Result<Vec<AnalysisRun>, Error> {
+pub async fn list(client: &kube::Client, rollout: &Rollout) -> Result<Vec<AnalysisRun>, Error> {
     let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
     let runs: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
-    metrics.request("list");
     let selector = format!("{ROLLOUT_LABEL}={}", rollout.name_any());
     Ok(runs
         .list(&ListParams::default().labels(&selector))
@@ -51,7 +45,6 @@ pub async fn list(
 /// or argument).
 pub async fn start(
     client: &kube::Client,
-    metrics: &Metrics,
     rollout: &Rollout,
     keys: &[AnalysisKey],
     revisions: &RunRevisions,
@@ -64,7 +57,7 @@ pub async fn start(
         let Some(step) = step_of(rollout, key) else {
             continue;
         };
-        let templates = match resolve_templates(client, metrics, &namespace, step).await? {
+        let templates = match resolve_templates(client, &namespace, step).await? {
             Ok(templates) => templates,
             Err(problem) => {
                 problems.push(problem);
@@ -78,7 +71,6 @@ pub async fn start(
                 continue;
             }
         };
-        metrics.request("create");
         match runs.create(&PostParams::default(), &run).await {
             Ok(_) => {}
             // Created by an earlier reconcile whose status write has not come back yet.
@@ -92,14 +84,12 @@ pub async fn start(
 /// The templates `step` names, or why one cannot be found.
 async fn resolve_templates(
     client: &kube::Client,
-    metrics: &Metrics,
     namespace: &str,
     step: &AnalysisStep,
 ) -> Result<Result<Vec<ResolvedTemplate>, String>, Error> {
     let mut resolved = Vec::new();
     for reference in &step.templates {
         let name = &reference.template_name;
-        metrics.request("get");
         let spec = if reference.cluster_scope == Some(true) {
             let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
             api.get_opt(name).await?.map(|template| template.spec)
@@ -157,7 +147,6 @@ pub fn is_stale(
 /// Asks the stale runs among `runs` to stop measuring.
 pub async fn terminate_stale(
     client: &kube::Client,
-    metrics: &Metrics,
     runs: &[AnalysisRun],
     revision: &str,
     attempt: i32,
@@ -171,19 +160,11 @@ pub async fn terminate_stale(
             continue;
         };
         let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
-        let patch = json!({
-            "apiVersion": AnalysisRun::api_version(&()),
-            "kind": AnalysisRun::kind(&()),
-            "metadata": {"name": run.name_any()},
-            "spec": {"terminate": true},
-        });
-        metrics.request("apply");
-        api.patch(
-            &run.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        let body = write::partial::<AnalysisRun>(
+            json!({"name": run.name_any()}),
+            [("spec", json!({"terminate": true}))],
+        );
+        write::apply(&api, FieldManager::Controller, &run.name_any(), &body).await?;
     }
     Ok(())
 }

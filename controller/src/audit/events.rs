@@ -1,14 +1,12 @@
 //! What a reconcile's plan means for the audit trail: pure code from (the Rollout as it was,
-//! the plan) to the [`AuditEvent`]s to record, in the order they happened.
+//! the plan) to the [`Audited`] events to record, in the order they happened.
 //!
 //! Two sources:
 //!
-//! - The plan's transitions (`RevisionDetected`, `StepCompleted`, `Promoted`, `Paused`,
-//!   `Resumed`, `Aborted`, `Retried`, `VerificationFailed`, `Completed`), each mapped to its
-//!   [`AuditEventKind`]. A person's action (promote, pause, resume, abort, retry) is recorded
-//!   with that person as the actor, taken from the user action the plan handles; the
-//!   controller's own steps have the actor [`CONTROLLER_ACTOR`]; a new revision has its
-//!   requester (the `rollgate.io/requested-by` annotation stamped at admission) as the actor.
+//! - The plan's [`Transition`]s, as decide typed them: each [`TransitionKind`] has its
+//!   [`AuditEventKind`] (an exhaustive match, so a new kind cannot go unrecorded), and the
+//!   transition carries its actor (a person whose action it carries out, a new revision's
+//!   requester, or [`CONTROLLER_ACTOR`]) and the reason the person gave.
 //! - What changed in the status without a transition of its own: a new valid approval at the
 //!   gate (actor: the approver), a rejection (actor: who rejected), the gate opening, an
 //!   analysis verdict (the Analysis condition reaching Successful, Failed or Inconclusive, with
@@ -21,21 +19,29 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use rollgate_crds::audit::{AuditEvent, AuditEventKind, CONTROLLER_ACTOR};
-use rollgate_crds::requester::requester;
-use rollgate_crds::rollout::{UserAction, UserActionKind, condition_types};
+use rollgate_crds::rollout::condition_types;
 use rollgate_crds::{Rollout, RolloutStatus};
 
-use crate::decide::{Plan, Transition};
+use crate::decide::{Plan, Transition, TransitionKind};
 
 /// The Analysis condition reasons that are verdicts (not `Running`).
 const ANALYSIS_VERDICTS: [&str; 4] = ["Successful", "Failed", "Inconclusive", "Error"];
 
+/// One event for the audit trail, and how its Kubernetes Event is published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audited {
+    /// The record's content.
+    pub event: AuditEvent,
+    /// Whether its Event is a Warning: an abort, a refusal, a rejection, or an analysis verdict
+    /// other than success.
+    pub warning: bool,
+}
+
 /// The audit events of applying `plan` to `rollout`, in order.
-pub fn audit_events(rollout: &Rollout, plan: &Plan) -> Vec<AuditEvent> {
+pub fn audit_events(rollout: &Rollout, plan: &Plan) -> Vec<Audited> {
     let old = rollout.status.clone().unwrap_or_default();
     let new = &plan.status;
     let revision = new.current_revision.clone();
-    let action = handled_action(&old, new);
     // Verification is decided afresh for every revision, so a new revision's is always news.
     // The Analysis and Approved conditions are not: they keep the previous revision's verdict
     // until this revision reaches an analysis or a gate, so they are compared with the old
@@ -45,28 +51,35 @@ pub fn audit_events(rollout: &Rollout, plan: &Plan) -> Vec<AuditEvent> {
     } else {
         RolloutStatus::default()
     };
-    let event = |kind, actor: String, reason: &str, message: String| AuditEvent {
-        kind,
-        actor,
-        revision: revision.clone(),
-        reason: Some(reason.to_owned()),
-        message: Some(message),
-        details: BTreeMap::new(),
+    let event = |kind, actor: &str, reason: &str, message: String, warning| Audited {
+        event: AuditEvent {
+            kind,
+            actor: actor.to_owned(),
+            revision: revision.clone(),
+            reason: Some(reason.to_owned()),
+            message: Some(message),
+            details: BTreeMap::new(),
+        },
+        warning,
+    };
+    let from_transition = |transition: &Transition| {
+        event(
+            audit_kind(transition.kind),
+            transition.actor.name(),
+            transition.kind.reason(),
+            transition.message.clone(),
+            transition.kind.is_warning(),
+        )
     };
     let (detected, others): (Vec<&Transition>, Vec<&Transition>) = plan
         .transitions
         .iter()
-        .partition(|t| t.reason == "RevisionDetected");
+        .partition(|t| t.kind == TransitionKind::RevisionDetected);
 
     let mut events = Vec::new();
     for transition in detected {
-        let mut detected = event(
-            AuditEventKind::RevisionDetected,
-            requester(rollout).unwrap_or(CONTROLLER_ACTOR).to_owned(),
-            transition.reason,
-            transition.message.clone(),
-        );
-        detected.details = image_details(new);
+        let mut detected = from_transition(transition);
+        detected.event.details = image_details(new);
         events.push(detected);
     }
     if let Some(verified) = newly(&verified_before, new, condition_types::VERIFIED, |c| {
@@ -74,90 +87,74 @@ pub fn audit_events(rollout: &Rollout, plan: &Plan) -> Vec<AuditEvent> {
     }) {
         let mut passed = event(
             AuditEventKind::Verification,
-            CONTROLLER_ACTOR.to_owned(),
+            CONTROLLER_ACTOR,
             &verified.reason,
             verified.message.clone(),
+            false,
         );
-        passed.details = image_details(new);
+        passed.event.details = image_details(new);
         events.push(passed);
     }
     events.extend(
         gate_events(&old, new)
             .into_iter()
-            .map(|(kind, actor, reason, message)| event(kind, actor, reason, message)),
+            .map(|(kind, actor, reason, message)| {
+                let warning = kind == AuditEventKind::Rejection;
+                event(kind, &actor, reason, message, warning)
+            }),
     );
     if let Some(verdict) = newly(&old, new, condition_types::ANALYSIS, |c| {
         ANALYSIS_VERDICTS.contains(&c.reason.as_str())
     }) {
         let mut analysed = event(
             AuditEventKind::AnalysisVerdict,
-            CONTROLLER_ACTOR.to_owned(),
+            CONTROLLER_ACTOR,
             &format!("Analysis{}", verdict.reason),
             verdict.message.clone(),
+            verdict.reason != "Successful",
         );
         if !new.analysis_runs.is_empty() {
             analysed
+                .event
                 .details
                 .insert("analysisRuns".into(), new.analysis_runs.join(","));
         }
         events.push(analysed);
     }
     for transition in others {
-        let (kind, actor) = kind_and_actor(transition.reason, action);
-        let mut recorded = event(kind, actor, transition.reason, transition.message.clone());
+        let mut recorded = from_transition(transition);
+        let details = &mut recorded.event.details;
         if let Some(weight) = new.canary_weight {
-            recorded
-                .details
-                .insert("canaryWeight".into(), weight.to_string());
+            details.insert("canaryWeight".into(), weight.to_string());
         }
         if let Some(step) = new.current_step_index {
-            recorded.details.insert("step".into(), step.to_string());
+            details.insert("step".into(), step.to_string());
         }
-        if let Some(reason) = action.and_then(|a| a.reason.as_ref()) {
-            recorded.details.insert("userReason".into(), reason.clone());
+        if let Some(reason) = &transition.reason_given {
+            details.insert("userReason".into(), reason.clone());
         }
-        if let (AuditEventKind::Abort, Some(abort)) = (kind, &new.abort) {
-            recorded
-                .details
-                .insert("abortedBy".into(), abort.by.clone());
+        if let (TransitionKind::Aborted, Some(abort)) = (transition.kind, &new.abort) {
+            details.insert("abortedBy".into(), abort.by.clone());
         }
         events.push(recorded);
     }
     events
 }
 
-/// The user action this plan acts on, if it acts on a new one.
-fn handled_action<'a>(old: &'a RolloutStatus, new: &RolloutStatus) -> Option<&'a UserAction> {
-    let action = old.user_action.as_ref()?;
-    let handled_now = new.handled_action.as_deref() == Some(action.id.as_str());
-    let handled_before = old.handled_action.as_deref() == Some(action.id.as_str());
-    (handled_now && !handled_before).then_some(action)
-}
-
-/// The audit kind of a transition and who did it.
-fn kind_and_actor(reason: &str, action: Option<&UserAction>) -> (AuditEventKind, String) {
-    let by_person = |kinds: &[UserActionKind]| {
-        action
-            .filter(|a| kinds.contains(&a.action))
-            .map_or_else(|| CONTROLLER_ACTOR.to_owned(), |a| a.by.clone())
-    };
-    match reason {
-        "StepCompleted" => (AuditEventKind::StepCompleted, CONTROLLER_ACTOR.to_owned()),
-        "Promoted" => (
-            AuditEventKind::Promote,
-            by_person(&[UserActionKind::Promote, UserActionKind::PromoteFull]),
-        ),
-        "Paused" => (AuditEventKind::Pause, by_person(&[UserActionKind::Pause])),
-        "Resumed" => (AuditEventKind::Resume, by_person(&[UserActionKind::Resume])),
-        "Retried" => (AuditEventKind::Retry, by_person(&[UserActionKind::Retry])),
-        "Aborted" => (AuditEventKind::Abort, by_person(&[UserActionKind::Abort])),
-        "ActionIgnored" => (
-            AuditEventKind::ActionIgnored,
-            action.map_or_else(|| CONTROLLER_ACTOR.to_owned(), |a| a.by.clone()),
-        ),
-        "VerificationFailed" => (AuditEventKind::Verification, CONTROLLER_ACTOR.to_owned()),
-        "Completed" => (AuditEventKind::Completed, CONTROLLER_ACTOR.to_owned()),
-        _ => (AuditEventKind::PhaseChanged, CONTROLLER_ACTOR.to_owned()),
+/// The audit kind of a transition kind.
+fn audit_kind(kind: TransitionKind) -> AuditEventKind {
+    match kind {
+        TransitionKind::RevisionDetected => AuditEventKind::RevisionDetected,
+        TransitionKind::StepCompleted => AuditEventKind::StepCompleted,
+        TransitionKind::Promoted => AuditEventKind::Promote,
+        TransitionKind::Paused => AuditEventKind::Pause,
+        TransitionKind::Resumed => AuditEventKind::Resume,
+        TransitionKind::Aborted => AuditEventKind::Abort,
+        TransitionKind::Retried => AuditEventKind::Retry,
+        TransitionKind::ActionIgnored => AuditEventKind::ActionIgnored,
+        TransitionKind::VerificationFailed => AuditEventKind::Verification,
+        TransitionKind::SpecRefused => AuditEventKind::PhaseChanged,
+        TransitionKind::Completed => AuditEventKind::Completed,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The audit events of rollouts driven through the simulated world of the decide tests.
 
 use rollgate_crds::audit::{AuditEvent, AuditEventKind, CONTROLLER_ACTOR};
-use rollgate_crds::requester::REQUESTED_BY_ANNOTATION;
+use rollgate_crds::names::REQUESTED_BY_ANNOTATION;
 use rollgate_crds::rollout::UserActionKind;
 use serde_json::json;
 
@@ -15,7 +15,10 @@ fn settle(world: &mut World) -> Vec<AuditEvent> {
     for _ in 0..50 {
         let before = world.rollout.clone();
         let plan = world.step();
-        let new = audit_events(&before, &plan);
+        let new: Vec<AuditEvent> = audit_events(&before, &plan)
+            .into_iter()
+            .map(|audited| audited.event)
+            .collect();
         if world.rollout.status == before.status && new.is_empty() {
             return events;
         }

@@ -44,23 +44,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::api::{Api, ListParams};
+use kube::runtime::events::Recorder;
 use kube::{Resource, ResourceExt};
 use rollgate_crds::audit::checkpoint::{LogSigner, origin};
 use rollgate_crds::audit::merkle::record_leaf_hash;
 use rollgate_crds::audit::store::CheckpointStore;
-use rollgate_crds::audit::{AuditEvent, ChainHead, ROLLOUT_UID_LABEL, next_record, record_hash};
+use rollgate_crds::audit::{AuditEvent, ChainHead, next_record, record_hash};
+use rollgate_crds::names::ROLLOUT_UID_LABEL;
 use rollgate_crds::rollout::AuditHead;
 use rollgate_crds::{AuditRecord, AuditRecordSpec, Rollout};
 use serde_json::json;
 
+use crate::events::{Activity, Notice};
 use crate::metrics::Metrics;
+use crate::write::{self, FieldManager};
 use outbox::EntryState;
 use state::TreeState;
-
-/// The field manager of `status.auditHead`.
-pub const AUDIT_FIELD_MANAGER: &str = "rollgate-audit";
 
 /// Why the log cannot take a record now.
 #[derive(Debug, thiserror::Error)]
@@ -255,7 +255,6 @@ impl AuditLog {
                 .await;
                 break;
             }
-            self.metrics.request("create_audit_record");
             match writer::write(&api, &target.namespace, entry).await {
                 Ok(written) => {
                     if let writer::Written::Relocated { squatter } = &written {
@@ -347,7 +346,6 @@ impl AuditLog {
             _ => Vec::new(),
         };
         let api: Api<AuditRecord> = Api::namespaced(self.client.clone(), &target.namespace);
-        self.metrics.request("list_audit_records");
         let records: Vec<AuditRecord> = api
             .list(&ListParams::default().labels(&format!("{ROLLOUT_UID_LABEL}={}", target.uid)))
             .await
@@ -395,7 +393,7 @@ impl AuditLog {
             target.name.as_str(),
             target.uid.as_str(),
         );
-        self.metrics.request("publish_audit_checkpoint");
+        self.metrics.audit_checkpoints_published.inc();
         store
             .publish(key, size, &publication)
             .await
@@ -411,19 +409,10 @@ impl AuditLog {
         let Some(recorder) = &self.recorder else {
             return;
         };
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "ForeignAuditRecord".to_owned(),
-            note: Some(format!(
-                "{what} was not written by the controller; it is not part of the audit log"
-            )),
-            action: "Audit".to_owned(),
-            secondary: None,
-        };
-        self.metrics.request("event");
-        if let Err(error) = recorder.publish(&event, &rollout.object_ref(&())).await {
-            tracing::warn!(%error, "could not publish an event");
-        }
+        let note =
+            format!("{what} was not written by the controller; it is not part of the audit log");
+        let notice = Notice::warning(Activity::Audit, "ForeignAuditRecord", note);
+        crate::events::publish(recorder, &rollout.object_ref(&()), notice).await;
     }
 
     /// Stores the head, publication and lag of `tree` in the Rollout's `status.auditHead`,
@@ -449,24 +438,15 @@ impl AuditLog {
             behind: Some(behind),
             message: message.map(|m| m.chars().take(1000).collect()),
         };
-        let patch = json!({
-            "apiVersion": Rollout::api_version(&()),
-            "kind": Rollout::kind(&()),
-            "metadata": {"name": rollout.name_any()},
-            "status": {"auditHead": head},
-        });
+        let body = write::partial::<Rollout>(
+            json!({"name": rollout.name_any()}),
+            [("status", json!({"auditHead": head}))],
+        );
         let Some(namespace) = rollout.namespace() else {
             return;
         };
         let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), &namespace);
-        self.metrics.request("apply_audit_head");
-        match rollouts
-            .patch_status(
-                &rollout.name_any(),
-                &PatchParams::apply(AUDIT_FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
+        match write::apply_status(&rollouts, FieldManager::Audit, &rollout.name_any(), &body).await
         {
             Ok(_) => tree.recorded = Some(key),
             Err(error) => {

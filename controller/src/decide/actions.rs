@@ -2,6 +2,8 @@
 
 use rollgate_crds::rollout::{RolloutStatus, UserActionKind};
 
+use super::TransitionKind;
+
 /// A requested action the controller has not acted on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingAction {
@@ -34,14 +36,14 @@ impl PendingAction {
     }
 }
 
-/// The transition reason a decision notes when it carries out `kind`.
-pub fn carried_out_by(kind: UserActionKind) -> &'static str {
+/// The transition a decision notes when it carries out `kind`.
+pub fn carried_out_by(kind: UserActionKind) -> TransitionKind {
     match kind {
-        UserActionKind::Promote | UserActionKind::PromoteFull => "Promoted",
-        UserActionKind::Abort => "Aborted",
-        UserActionKind::Retry => "Retried",
-        UserActionKind::Pause => "Paused",
-        UserActionKind::Resume => "Resumed",
+        UserActionKind::Promote | UserActionKind::PromoteFull => TransitionKind::Promoted,
+        UserActionKind::Abort => TransitionKind::Aborted,
+        UserActionKind::Retry => TransitionKind::Retried,
+        UserActionKind::Pause => TransitionKind::Paused,
+        UserActionKind::Resume => TransitionKind::Resumed,
     }
 }
 

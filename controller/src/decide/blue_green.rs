@@ -9,6 +9,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rollgate_crds::rollout::{BlueGreenStrategy, RolloutPhase, UserActionKind, condition_types};
 
+use super::TransitionKind;
 use super::decision::{Decision, Verdict, first_revision_held};
 use super::{
     AnalysisKey, AnalysisOutcome, Observed, Plan, ReplicaSetPlan, ServicePlan, revision_state,
@@ -45,7 +46,10 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         if !decision.first_revision_approved() {
             return decision.finish(first_revision_held(observed), Vec::new(), None);
         }
-        decision.note("Completed", format!("first revision {target} is active"));
+        decision.note(
+            TransitionKind::Completed,
+            format!("first revision {target} is active"),
+        );
         return promoted(decision, &strategy);
     };
     if decision.is_aborted_after_intents() {
@@ -72,7 +76,10 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         }
         decision.status.promoted_at = Some(Time(observed.now));
         decision.progressed = true;
-        decision.note("Promoted", format!("active Service switched to {target}"));
+        decision.note(
+            TransitionKind::Promoted,
+            format!("active Service switched to {target}"),
+        );
     }
 
     if strategy.post_promotion_analysis.is_some() {
@@ -88,7 +95,7 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
                     || decision.action_is(UserActionKind::PromoteFull)
                 {
                     decision.note(
-                        "Promoted",
+                        TransitionKind::Promoted,
                         format!(
                             "post-promotion analysis inconclusive ({reason}): accepted by a person"
                         ),
@@ -111,7 +118,7 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         }
     }
     decision.note(
-        "Completed",
+        TransitionKind::Completed,
         format!("revision {target} is active and stable"),
     );
     promoted(decision, &strategy)

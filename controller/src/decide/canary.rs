@@ -8,6 +8,7 @@ use rollgate_crds::rollout::{
     CanaryStep, CanaryStrategy, RolloutPhase, UserActionKind, condition_types,
 };
 
+use super::TransitionKind;
 use super::decision::{Decision, Verdict, first_revision_held};
 use super::replicas::{self, Current};
 use super::{
@@ -45,7 +46,10 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         if !decision.first_revision_approved() {
             return decision.finish(first_revision_held(observed), Vec::new(), None);
         }
-        decision.note("Completed", format!("first revision {target} is stable"));
+        decision.note(
+            TransitionKind::Completed,
+            format!("first revision {target} is stable"),
+        );
         return promoted(decision, &canary);
     };
 
@@ -77,7 +81,7 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         let jump_to = next_gate.map_or(steps.len(), |offset| index + offset);
         if jump_to > index {
             decision.note(
-                "Promoted",
+                TransitionKind::Promoted,
                 format!("promoted from step {index} to step {jump_to} by a person"),
             );
             index = jump_to;
@@ -92,7 +96,7 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
         let Some(step) = steps.get(index) else {
             decision.status.current_step_index = Some(step_count(steps));
             decision.note(
-                "Completed",
+                TransitionKind::Completed,
                 format!("revision {target} completed every step and is stable"),
             );
             return promoted(decision, &canary);
@@ -119,7 +123,7 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
                 decision.status.step_start_time = Some(Time(observed.now));
                 decision.progressed = true;
                 decision.note(
-                    "StepCompleted",
+                    TransitionKind::StepCompleted,
                     format!("step {} ({kind}) completed", index - 1),
                 );
             }
@@ -178,7 +182,7 @@ fn step_outcome(
     if let Some(pause) = &step.pause {
         if promote() {
             decision.note(
-                "Promoted",
+                TransitionKind::Promoted,
                 format!("step {index} (pause) promoted by a person"),
             );
             return StepOutcome::Done;
@@ -258,7 +262,7 @@ fn step_outcome(
             AnalysisOutcome::Inconclusive(reason) => {
                 if promote() {
                     decision.note(
-                        "Promoted",
+                        TransitionKind::Promoted,
                         format!("step {index} (inconclusive analysis) promoted by a person"),
                     );
                     return StepOutcome::Done;
@@ -315,7 +319,7 @@ fn background_inconclusive(
     }
     if promote() {
         decision.note(
-            "Promoted",
+            TransitionKind::Promoted,
             format!(
                 "background analysis inconclusive ({reason}): continued by a person without it"
             ),

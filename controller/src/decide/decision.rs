@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use rollgate_crds::requester::requester;
 use rollgate_crds::rollout::{
     AbortStatus, ActionOutcome, GateStatus, RolloutPhase, RolloutStatus, UserActionKind,
     condition_types,
@@ -12,8 +13,8 @@ use rollgate_crds::rollout::{
 use super::actions::{self, PendingAction};
 use super::finish::{self, DeadlineOutcome};
 use super::{
-    AnalysisKey, Approval, Observed, Plan, ReplicaSetPlan, RoutePlan, ServicePlan, Transition,
-    Verification, conditions, history,
+    Actor, AnalysisKey, Approval, Observed, Plan, ReplicaSetPlan, RoutePlan, ServicePlan,
+    Transition, TransitionKind, Verification, conditions, history,
 };
 
 /// The verdict of verification, as a decision sees it.
@@ -73,11 +74,11 @@ impl<'o, 'a> Decision<'o, 'a> {
             match action.kind {
                 UserActionKind::Pause => {
                     decision.status.paused_by_user = Some(true);
-                    decision.note("Paused", format!("paused by {}", action.by));
+                    decision.note(TransitionKind::Paused, format!("paused by {}", action.by));
                 }
                 UserActionKind::Resume => {
                     decision.status.paused_by_user = None;
-                    decision.note("Resumed", format!("resumed by {}", action.by));
+                    decision.note(TransitionKind::Resumed, format!("resumed by {}", action.by));
                 }
                 _ => {}
             }
@@ -93,7 +94,10 @@ impl<'o, 'a> Decision<'o, 'a> {
             decision.status.attempt = None;
             decision.status.step_start_time = Some(Time(observed.now));
             decision.progressed = true;
-            decision.note("RevisionDetected", format!("new revision {desired}"));
+            decision.note(
+                TransitionKind::RevisionDetected,
+                format!("new revision {desired}"),
+            );
         }
         decision.status.current_images = observed.desired_images.to_vec();
         decision
@@ -108,14 +112,33 @@ impl<'o, 'a> Decision<'o, 'a> {
             carried_out: false,
             message: message.clone(),
         });
-        self.note("ActionIgnored", message);
+        self.transitions.push(Transition {
+            kind: TransitionKind::ActionIgnored,
+            actor: Actor::Person(action.by.clone()),
+            message,
+            reason_given: action.reason.clone(),
+        });
     }
 
-    /// Records a transition.
-    pub fn note(&mut self, reason: &'static str, message: impl Into<String>) {
+    /// Records a transition, with who made it happen: the person whose pending action it
+    /// carries out, a new revision's requester (stamped at admission), else the controller.
+    pub fn note(&mut self, kind: TransitionKind, message: impl Into<String>) {
+        let by_action = self
+            .action
+            .as_ref()
+            .filter(|action| actions::carried_out_by(action.kind) == kind);
+        let actor = match (by_action, kind) {
+            (Some(action), _) => Actor::Person(action.by.clone()),
+            (None, TransitionKind::RevisionDetected) => requester(self.observed.rollout)
+                .map_or(Actor::Controller, |name| Actor::Person(name.to_owned())),
+            (None, _) => Actor::Controller,
+        };
+        let reason_given = by_action.and_then(|action| action.reason.clone());
         self.transitions.push(Transition {
-            reason,
+            kind,
+            actor,
             message: message.into(),
+            reason_given,
         });
     }
 
@@ -167,7 +190,7 @@ impl<'o, 'a> Decision<'o, 'a> {
             Verification::Refused(reason) => {
                 let reason = reason.clone();
                 if self.old.phase != Some(RolloutPhase::Degraded) {
-                    self.note("VerificationFailed", reason.clone());
+                    self.note(TransitionKind::VerificationFailed, reason.clone());
                 }
                 self.condition(
                     condition_types::VERIFIED,
@@ -266,7 +289,7 @@ impl<'o, 'a> Decision<'o, 'a> {
     /// new created, the stable revision kept as it is.
     pub fn refuse_spec(mut self, problem: String) -> Plan {
         if self.old.message.as_deref() != Some(problem.as_str()) {
-            self.note("SpecRefused", problem.clone());
+            self.note(TransitionKind::SpecRefused, problem.clone());
         }
         self.condition(
             condition_types::PROGRESSING,
@@ -332,7 +355,10 @@ impl<'o, 'a> Decision<'o, 'a> {
                 by: by.to_owned(),
                 time: Time(self.observed.now),
             });
-            self.note("Aborted", format!("aborted by {by}: {reason}"));
+            self.note(
+                TransitionKind::Aborted,
+                format!("aborted by {by}: {reason}"),
+            );
         }
     }
 
@@ -384,7 +410,7 @@ impl<'o, 'a> Decision<'o, 'a> {
             .map(|action| action.by.clone())
             .unwrap_or_default();
         self.note(
-            "Retried",
+            TransitionKind::Retried,
             format!("retried by {by}: restarting from step 0"),
         );
     }
@@ -418,7 +444,7 @@ impl<'o, 'a> Decision<'o, 'a> {
             return;
         };
         let done = actions::carried_out_by(action.kind);
-        if let Some(transition) = self.transitions.iter().find(|t| t.reason == done) {
+        if let Some(transition) = self.transitions.iter().find(|t| t.kind == done) {
             self.status.action_outcome = Some(ActionOutcome {
                 id: action.id.clone(),
                 carried_out: true,

@@ -4,8 +4,9 @@
 //! Everything the machine remembers lives in the Rollout's status (step index, step start
 //! time, abort, handled user action), so a restarted controller resumes exactly where the last
 //! one stopped. The results of the gates (image verification, approvals, analysis) arrive as
-//! [`GateInputs`]; until the issues that compute them land, the reconciler reports approvals and
-//! analyses as still pending, so those steps wait.
+//! [`GateInputs`], computed by the reconciler from the Approvals, AnalysisRuns and verification
+//! it read. What the decision did comes back typed, as [`Transition`]s that carry their kind and
+//! actor, for the Events, the audit trail and the metrics.
 //!
 //! Choices the design leaves open, made here:
 //! - A Rollout's first revision has nothing to protect: it becomes stable at once, skipping the
@@ -27,6 +28,7 @@ pub mod replicas;
 mod spec_problems;
 #[cfg(test)]
 pub(crate) mod tests;
+mod transition;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,6 +38,7 @@ use rollgate_crds::Rollout;
 use rollgate_crds::rollout::{ContainerImage, IgnoredApproval, RolloutStatus};
 
 pub use actions::PendingAction;
+pub use transition::{Actor, Transition, TransitionKind};
 
 /// One observed ReplicaSet of the Rollout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,15 +196,6 @@ pub struct RoutePlan {
     pub canary_service: String,
     /// Percent of traffic for the canary; the stable Service gets the rest.
     pub canary_weight: i32,
-}
-
-/// A transition worth an Event and, later, an audit record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    /// A short CamelCase reason, for example `StepStarted`.
-    pub reason: &'static str,
-    /// What happened, for people.
-    pub message: String,
 }
 
 /// What the world should look like next.

@@ -4,7 +4,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use rollgate_crds::approval::{Decision, approval_request, decision_target};
 use rollgate_crds::rollout::intents::{ActionTarget, action_id, user_action_patch};
 use rollgate_crds::rollout::{RolloutPhase, RolloutStatus, UserActionKind};
@@ -13,8 +13,9 @@ use rollgate_proto::v1;
 use tonic::Status;
 
 use super::auth::Caller;
+use super::convert;
 use super::errors::{kube_status, rollout_not_found};
-use super::{FIELD_MANAGER, convert};
+use crate::write::{self, FieldManager};
 
 /// Why `kind` cannot be requested of a Rollout in `status`, if it cannot.
 pub fn action_precondition(kind: UserActionKind, status: &RolloutStatus) -> Result<(), String> {
@@ -86,12 +87,7 @@ pub async fn request_action(
     let patch = user_action_patch(name, kind, &target, &caller.username, reason, &id, now);
     // As the caller: the admission policy checks that `by` is who really asked.
     let as_caller = Api::<Rollout>::namespaced(impersonating(client, caller)?, namespace);
-    let written = as_caller
-        .patch_status(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
+    let written = write::apply_status(&as_caller, FieldManager::Api, name, &patch)
         .await
         .map_err(|error| kube_status(error, &format!("request {kind:?} on rollout {name}")))?;
     tracing::info!(namespace, name, action = ?kind, by = %caller.username, %id, "user action requested over gRPC");

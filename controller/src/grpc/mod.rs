@@ -49,7 +49,7 @@
 //!
 //! Promote, Abort and Retry write `status.userAction` with the same patch as
 //! `kubectl rollgate` ([`rollgate_crds::rollout::intents`]), with `by` the authenticated user
-//! name, by server-side apply under the field manager [`FIELD_MANAGER`], while *impersonating*
+//! name, by server-side apply under the field manager [`crate::write::FieldManager::Api`], while *impersonating*
 //! the caller (user, uid, groups and extra): the admission policy `rollgate-user-actions` checks that
 //! `by` is the caller. Approve and Reject create the same `Approval` as
 //! `kubectl rollgate approve` ([`rollgate_crds::approval::approval_request`]), also as the
@@ -85,9 +85,6 @@ use std::path::PathBuf;
 
 pub use server::serve;
 pub use service::Rollouts;
-
-/// The field manager of the server's writes to `status.userAction`.
-pub const FIELD_MANAGER: &str = "rollgate-api";
 
 /// Settings of the gRPC server: a flag and an environment variable each.
 #[derive(Debug, Clone, clap::Args)]

@@ -5,7 +5,8 @@
 use kube::Api;
 use kube::api::ListParams;
 use rollgate_crds::Approval;
-use rollgate_crds::approval::{Decision, REVISION_LABEL, ROLLOUT_LABEL};
+use rollgate_crds::approval::Decision;
+use rollgate_crds::names::{APPROVAL_REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_proto::v1::{ApproveRequest, RejectRequest};
 use rollgate_testsupport::identity::{grant, rollgate_rule, service_account, wait_until_allowed};
 use rollgate_testsupport::{TestNamespace, shared_cluster};
@@ -94,7 +95,7 @@ async fn approve_and_reject_create_the_callers_own_approval_at_a_gate() -> anyho
     assert_eq!(stored.spec.approver_groups, approver.groups());
     let labels = stored.metadata.labels.unwrap_or_default();
     assert_eq!(labels[ROLLOUT_LABEL], "web");
-    assert_eq!(labels[REVISION_LABEL], REVISION);
+    assert_eq!(labels[APPROVAL_REVISION_LABEL], REVISION);
 
     let reject = |comment: &str| RejectRequest {
         rollout: id(ns, "web"),

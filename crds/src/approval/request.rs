@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Approval, ApprovalSpec, Decision, REVISION_LABEL, ROLLOUT_LABEL, digests_of};
+use super::{Approval, ApprovalSpec, Decision, digests_of};
 use crate::audit::is_label_value;
+use crate::names::{APPROVAL_REVISION_LABEL, ROLLOUT_LABEL};
 use crate::rollout::RolloutStatus;
 
 /// The most groups an Approval lists (the CRD's bound).
@@ -78,7 +79,8 @@ pub fn approval_request(
     approval.metadata.name = None;
     let prefix: String = rollout.chars().take(200).collect();
     approval.metadata.generate_name = Some(format!("{prefix}-{}-", target.revision));
-    let mut labels = BTreeMap::from([(REVISION_LABEL.to_owned(), target.revision.clone())]);
+    let mut labels =
+        BTreeMap::from([(APPROVAL_REVISION_LABEL.to_owned(), target.revision.clone())]);
     if is_label_value(rollout) {
         labels.insert(ROLLOUT_LABEL.to_owned(), rollout.to_owned());
     }
@@ -131,7 +133,7 @@ mod tests {
         );
         let labels = approval.metadata.labels.unwrap();
         assert_eq!(labels[ROLLOUT_LABEL], "web");
-        assert_eq!(labels[REVISION_LABEL], "0123456789");
+        assert_eq!(labels[APPROVAL_REVISION_LABEL], "0123456789");
         assert_eq!(approval.spec.approver, "alice");
         assert_eq!(approval.spec.approver_groups.len(), MAX_GROUPS);
         let long = "x".repeat(70);

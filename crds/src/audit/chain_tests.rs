@@ -225,7 +225,7 @@ fn stored_objects_must_carry_their_own_name() {
         .collect();
     assert_eq!(verify_records(&records, None), Ok(3));
     assert_eq!(
-        records[0].metadata.labels.as_ref().unwrap()[super::super::ROLLOUT_UID_LABEL],
+        records[0].metadata.labels.as_ref().unwrap()[crate::names::ROLLOUT_UID_LABEL],
         UID
     );
     let mut renamed = records.clone();

@@ -40,6 +40,7 @@ use schemars::JsonSchema;
 
 use super::{BoundPolicy, policy_metadata};
 use crate::analysis::AnalysisRunSpec;
+use crate::names::ROLLOUT_LABEL;
 use crate::rollout::RolloutStatus;
 
 /// The name of the policy on the controller's own rollgate objects.
@@ -53,8 +54,6 @@ pub const CONTROLLER_IDENTITY_NAMESPACE: &str = "rollgate-system";
 /// The ConfigMap key holding the controller's user name, as the API server authenticates it
 /// (for a ServiceAccount: `system:serviceaccount:<namespace>:<name>`).
 pub const CONTROLLER_IDENTITY_KEY: &str = "username";
-/// The label the controller puts on the ReplicaSets of a Rollout.
-pub const ROLLOUT_LABEL: &str = "rollgate.io/rollout";
 
 /// The only status field people write.
 const USER_ACTION_FIELD: &str = "userAction";

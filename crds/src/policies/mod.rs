@@ -45,7 +45,7 @@ use kube::api::ObjectMeta;
 pub mod controller_owned;
 
 use crate::generate::GeneratedFile;
-use crate::requester::REQUESTED_BY_ANNOTATION;
+use crate::names::REQUESTED_BY_ANNOTATION;
 
 /// The name of the policy on Approvals.
 pub const APPROVALS_POLICY: &str = "rollgate-approvals";

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
-use rollgate_crds::revision::REVISION_LABEL;
+use rollgate_crds::names::REVISION_LABEL;
 use rollgate_testsupport::demo_workload::{APP_PORT, serves};
 use rollgate_testsupport::real_install::{scrape, sum_samples};
 

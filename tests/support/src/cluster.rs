@@ -180,22 +180,27 @@ impl Cluster {
     /// the `gateway-api` crate), waits until they are established, then installs rollgate's
     /// admission policies (`crds/policies`) and waits until the API server enforces them.
     pub fn install_crds(&self) -> Result<()> {
-        self.apply_crds(&tools::workspace_root().join("crds/yaml"))?;
+        self.install_crds_of(&tools::workspace_root())
+    }
+
+    /// [`Cluster::install_crds`] with the CRDs and policies of another checkout of rollgate
+    /// (`<root>/crds/yaml`, `<root>/crds/policies`): benchmarks compare an earlier build.
+    pub fn install_crds_of(&self, root: &Path) -> Result<()> {
+        self.apply_crds(&root.join("crds/yaml"))?;
         let gateway_api = self.dir().join("gateway-api-crds");
         crate::gateway_api::write_crds(&gateway_api)?;
         self.apply_crds(&gateway_api)?;
-        self.install_policies()
+        self.install_policies(&root.join("crds/policies"))
     }
 
-    /// Applies `crds/policies` and waits until both kinds are in force: a server-side dry run
-    /// of a new Rollout gets the requested-by annotation stamped, and one of an Approval in
-    /// someone else's name is refused. (The API server loads policies asynchronously, a moment
-    /// after they are created.)
-    pub fn install_policies(&self) -> Result<()> {
+    /// Applies the admission policies in `policies` and waits until both kinds are in force: a
+    /// server-side dry run of a new Rollout gets the requested-by annotation stamped, and one of
+    /// an Approval in someone else's name is refused. (The API server loads policies
+    /// asynchronously, a moment after they are created.)
+    fn install_policies(&self, policies: &Path) -> Result<()> {
         // The controller processes of the tests run with the admin kubeconfig, so the admin is
         // the controller's identity the ownership policies let write the controller's state.
         self.install_controller_identity(ADMIN_USER)?;
-        let policies = tools::workspace_root().join("crds/policies");
         let policies = policies.to_str().context("policy path is not UTF-8")?;
         let applied = self.kubectl(&[
             "apply",

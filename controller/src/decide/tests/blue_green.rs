@@ -2,7 +2,7 @@ use rollgate_crds::rollout::{RolloutPhase, UserActionKind};
 use serde_json::json;
 
 use super::{World, pair, rollout};
-use crate::decide::{AnalysisKey, AnalysisOutcome, Approval};
+use crate::decide::{AnalysisKey, AnalysisOutcome, Approval, TransitionKind};
 
 fn blue_green(extra: serde_json::Value) -> World {
     let mut strategy = json!({"activeService": "web", "previewService": "web-preview",
@@ -46,7 +46,7 @@ fn preview_then_approval_then_switch_then_delayed_scale_down() {
         approvers: vec!["carol".into()],
     };
     let reasons = world.settle();
-    assert!(reasons.contains(&"Promoted"), "{reasons:?}");
+    assert!(reasons.contains(&TransitionKind::Promoted), "{reasons:?}");
     assert_eq!(world.phase(), RolloutPhase::Healthy);
     assert_eq!(
         selectors(&world),

@@ -2,7 +2,7 @@ use rollgate_crds::rollout::{RolloutPhase, UserActionKind};
 use serde_json::json;
 
 use super::{World, pair, rollout};
-use crate::decide::{AnalysisKey, AnalysisOutcome, Approval, Verification};
+use crate::decide::{AnalysisKey, AnalysisOutcome, Approval, TransitionKind, Verification};
 
 fn four_step_canary(routed: bool) -> World {
     let mut canary = json!({
@@ -35,7 +35,7 @@ fn a_four_step_canary_walks_every_step_and_becomes_stable() {
     let mut world = four_step_canary(false);
     world.deploy("v2");
     let reasons = world.settle();
-    assert!(reasons.contains(&"RevisionDetected"));
+    assert!(reasons.contains(&TransitionKind::RevisionDetected));
     // Step 0 reached: one canary pod of four (25%), then the untimed pause holds.
     assert_eq!(world.step_index(), 1);
     assert_eq!(world.phase(), RolloutPhase::Paused);
@@ -44,7 +44,7 @@ fn a_four_step_canary_walks_every_step_and_becomes_stable() {
 
     world.act(UserActionKind::Promote, "alice");
     let reasons = world.settle();
-    assert!(reasons.contains(&"Promoted"), "{reasons:?}");
+    assert!(reasons.contains(&TransitionKind::Promoted), "{reasons:?}");
     // Step 2 (75%) reached, then the timed pause waits ten seconds.
     assert_eq!(world.step_index(), 3);
     assert_eq!(world.scale(), [pair("v1", 1), pair("v2", 3)]);
@@ -57,7 +57,7 @@ fn a_four_step_canary_walks_every_step_and_becomes_stable() {
 
     world.advance_time(11);
     let reasons = world.settle();
-    assert!(reasons.contains(&"Completed"), "{reasons:?}");
+    assert!(reasons.contains(&TransitionKind::Completed), "{reasons:?}");
     assert_eq!(world.phase(), RolloutPhase::Healthy);
     assert_eq!(world.status().stable_revision.as_deref(), Some("v2"));
     assert_eq!(
@@ -239,7 +239,7 @@ fn a_failed_analysis_aborts_traffic_back_to_stable() {
         AnalysisOutcome::Failed("error rate 0.2 > 0.05".into()),
     );
     let reasons = world.settle();
-    assert!(reasons.contains(&"Aborted"));
+    assert!(reasons.contains(&TransitionKind::Aborted));
     assert_eq!(world.phase(), RolloutPhase::Aborted);
     let abort = world.status().abort.clone().expect("abort recorded");
     assert_eq!(abort.by, "analysis");
@@ -319,7 +319,7 @@ fn an_inconclusive_background_analysis_holds_until_a_person_continues() {
 
     world.act(UserActionKind::Promote, "alice");
     let reasons = world.settle();
-    assert!(reasons.contains(&"Promoted"), "{reasons:?}");
+    assert!(reasons.contains(&TransitionKind::Promoted), "{reasons:?}");
     world.advance_time(60);
     world.settle();
     assert_eq!(
@@ -364,7 +364,7 @@ fn abort_then_retry_restarts_from_step_zero() {
     world.act(UserActionKind::Retry, "oncall");
     let reasons = world.settle();
     assert_eq!(world.status().attempt, Some(1));
-    assert!(reasons.contains(&"Retried"));
+    assert!(reasons.contains(&TransitionKind::Retried));
     assert_eq!(world.step_index(), 1);
     assert_eq!(world.phase(), RolloutPhase::Paused);
     assert!(world.status().abort.is_none());
@@ -484,7 +484,10 @@ fn an_action_for_another_revision_is_ignored_and_says_why() {
     world.act(UserActionKind::Pause, "alice");
     world.deploy("v2");
     let reasons = world.settle();
-    assert!(reasons.contains(&"ActionIgnored"), "{reasons:?}");
+    assert!(
+        reasons.contains(&TransitionKind::ActionIgnored),
+        "{reasons:?}"
+    );
     let outcome = world.status().action_outcome.clone().expect("an outcome");
     assert!(!outcome.carried_out);
     assert!(

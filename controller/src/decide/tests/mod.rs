@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{
     AnalysisKey, AnalysisOutcome, Approval, GateInputs, Observed, Plan, RevisionState,
-    Verification, decide,
+    TransitionKind, Verification, decide,
 };
 
 /// A Rollout, its ReplicaSets and the gates, advanced one decision at a time.
@@ -150,13 +150,13 @@ impl World {
         plan
     }
 
-    /// Steps until a decision changes nothing; returns every transition reason seen.
-    pub fn settle(&mut self) -> Vec<&'static str> {
+    /// Steps until a decision changes nothing; returns the kind of every transition seen.
+    pub fn settle(&mut self) -> Vec<TransitionKind> {
         let mut reasons = Vec::new();
         for _ in 0..50 {
             let before = (self.rollout.status.clone(), self.revisions.clone());
             let plan = self.step();
-            reasons.extend(plan.transitions.iter().map(|t| t.reason));
+            reasons.extend(plan.transitions.iter().map(|t| t.kind));
             if (self.rollout.status.clone(), self.revisions.clone()) == before {
                 return reasons;
             }

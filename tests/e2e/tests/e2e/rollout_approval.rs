@@ -19,7 +19,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use rollgate_crds::audit::{AuditEventKind, CONTROLLER_ACTOR};
-use rollgate_crds::requester::REQUESTED_BY_ANNOTATION;
+use rollgate_crds::names::REQUESTED_BY_ANNOTATION;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_crds::{Approval, AuditRecord, Rollout};
 use rollgate_testsupport::approvals::approve_current_revision;

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DynamicObject, PostParams};
 use rollgate_controller::route::http_route_resource;
 use rollgate_crds::Rollout;
-use rollgate_crds::managed_by::MANAGED_BY_ANNOTATION;
+use rollgate_crds::names::MANAGED_BY_ANNOTATION;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::{TestNamespace, manifests, shared_cluster, shared_controller};
 use serde_json::{Value, json};

@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rollgate_crds::Rollout;
-use rollgate_crds::managed_by::MANAGED_BY_ANNOTATION;
+use rollgate_crds::names::MANAGED_BY_ANNOTATION;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_testsupport::approvals::approve_current_revision;
 use rollgate_testsupport::{TestNamespace, manifests, shared_cluster, shared_controller};
