@@ -8,9 +8,9 @@
 //! - [`sequential`]: `Compare` with a stateless mixture SPRT over Prometheus counters.
 //! - [`service`], `Evaluate` and `Compare`: the gRPC service; bad requests are
 //!   `InvalidArgument`, Prometheus failures are an `ERROR` verdict, never a pass.
-//! - [`metrics`], [`admin`], [`run`]: `/metrics`, `/live`, `/ready`, settings and shutdown.
+//! - [`metrics`], [`run`]: the metrics, the settings, and serving (the admin server, TLS,
+//!   health, reflection and shutdown come from `rollgate-runtime`).
 
-pub mod admin;
 pub mod allowlist;
 pub mod callers;
 mod comparison;

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rollgate_proto::v1::analysis_service_server::AnalysisServiceServer;
+use rollgate_runtime::Shutdown;
+use rollgate_runtime::admin::{self, Admin};
+use rollgate_runtime::grpc::{self, TlsFiles};
+use rollgate_runtime::logging::LogFormat;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-use crate::admin::{self, AdminState};
 use crate::allowlist::AllowList;
 use crate::callers::{Authentication, Callers};
 use crate::metrics::Metrics;
@@ -48,8 +50,8 @@ pub struct Settings {
     #[arg(long, env = "ROLLGATE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Log format: `text` or `json`.
-    #[arg(long, env = "ROLLGATE_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    #[arg(long, env = "ROLLGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// How callers authenticate: `token-review` (a bearer token of a user on
     /// `--allowed-callers`, checked with a TokenReview through the kubeconfig or in-cluster
     /// ServiceAccount) or `none`.
@@ -105,21 +107,21 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    // One crypto provider (ring) for every rustls client and server in the process, whichever
-    // TLS features the build happens to unify (with two, rustls cannot choose and refuses).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    rollgate_runtime::tls::install_crypto_provider();
+    let shutdown = Shutdown::on_signal();
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let admin_listener = admin::bind(settings.admin_addr)
         .await
         .with_context(|| format!("bind the admin address {}", settings.admin_addr))?;
-    let admin = tokio::spawn(admin::serve(
-        admin_listener,
-        AdminState {
-            metrics: metrics.clone(),
-            ready: ready.clone(),
-        },
-    ));
+    let admin = Admin {
+        metrics: Arc::new({
+            let metrics = metrics.clone();
+            move || metrics.encode()
+        }),
+        ready: ready.clone(),
+    };
+    let admin = tokio::spawn(admin::serve(admin_listener, admin, shutdown.requested()));
 
     let prometheus = AllowList::parse(&settings.prometheus_allowed).map_err(anyhow::Error::msg)?;
     if prometheus.is_empty() {
@@ -149,41 +151,26 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     };
     let analysis = Analysis::new(limits, callers, metrics)?;
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => None,
+    };
+    let (router, health) = grpc::server(tls, &[rollgate_proto::FILE_DESCRIPTOR_SET])?;
     health
         .set_serving::<AnalysisServiceServer<Analysis>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(rollgate_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-
-    let mut server = Server::builder();
-    if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
-        let cert = std::fs::read(cert).with_context(|| format!("read {}", cert.display()))?;
-        let key = std::fs::read(key).with_context(|| format!("read {}", key.display()))?;
-        server = server
-            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
-            .context("configure TLS")?;
-    }
     let listener = tokio::net::TcpListener::bind(settings.grpc_addr)
         .await
         .with_context(|| format!("bind the gRPC address {}", settings.grpc_addr))?;
     let address = listener.local_addr()?;
-    let tls = settings.tls_cert.is_some();
-    tracing::info!(%address, tls, "gRPC server listening");
+    tracing::info!(%address, tls = tls.is_some(), "gRPC server listening");
     ready.store(true, Ordering::Relaxed);
-    let served = server
-        .add_service(health_service)
-        .add_service(reflection)
+    let served = router
         .add_service(AnalysisServiceServer::new(analysis))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
-            rollgate_runtime::shutdown_signal().await;
-            tracing::info!("stopping: finishing in-flight requests");
-        })
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.requested())
         .await;
     ready.store(false, Ordering::Relaxed);
-    admin.abort();
+    let _ = admin.await;
     served.context("the gRPC server failed")?;
     tracing::info!("rollgate-analysis stopped");
     Ok(())

@@ -23,10 +23,10 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use rollgate_crds::Rollout;
 use rollgate_crds::managed_by::opt_in;
 use rollgate_crds::names::REVISION_LABEL;
-use rollgate_crds::rollout::{RolloutPhase, RolloutStatus};
+use rollgate_crds::rollout::RolloutStatus;
 use serde_json::json;
 
-use crate::decide::{Plan, RevisionState, RoutePlan};
+use crate::decide::{Plan, RevisionState, RoutePlan, held};
 use crate::error::Error;
 use crate::freshness::{self, WrittenStatuses};
 use crate::replicaset;
@@ -67,10 +67,9 @@ pub async fn apply(
     };
     if let Some(reason) = held {
         // Nothing that moves traffic or pods happened: keep the status as it was, but say why.
-        let mut status = rollout.status.clone().unwrap_or_default();
-        status.phase = Some(RolloutPhase::Degraded);
-        status.message = Some(reason.clone());
-        writer.status(&status).await?;
+        writer
+            .status(&held::held(rollout.status.as_ref(), &reason))
+            .await?;
         return Ok(Applied::Held(reason));
     }
     writer.replica_sets(plan, observed).await?;

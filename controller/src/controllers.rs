@@ -23,16 +23,28 @@ use crate::route;
 use crate::settings::Settings;
 use crate::watches::{self, Referent};
 use rollgate_crds::names::ROLLOUT_LABEL;
+use rollgate_runtime::Shutdown;
 
-/// Runs both reconcilers until either stops.
-pub async fn run(client: kube::Client, context: Arc<Context>, settings: &Settings) {
+/// Runs both reconcilers until `shutdown` is requested and the reconciles in flight then have
+/// finished (kube's graceful shutdown: no new reconcile starts, none is cut off mid-write).
+pub async fn run(
+    client: kube::Client,
+    context: Arc<Context>,
+    settings: &Settings,
+    shutdown: &Shutdown,
+) {
     tokio::join!(
-        rollouts(client.clone(), context.clone(), settings),
-        analysis_runs(client, context, settings)
+        rollouts(client.clone(), context.clone(), settings, shutdown),
+        analysis_runs(client, context, settings, shutdown)
     );
 }
 
-async fn rollouts(client: kube::Client, context: Arc<Context>, settings: &Settings) {
+async fn rollouts(
+    client: kube::Client,
+    context: Arc<Context>,
+    settings: &Settings,
+    shutdown: &Shutdown,
+) {
     let rollouts: Api<DeserializeGuard<Rollout>> = Api::all(client.clone());
     let replica_sets: Api<ReplicaSet> = Api::all(client.clone());
     let analysis_runs: Api<AnalysisRun> = Api::all(client.clone());
@@ -43,7 +55,9 @@ async fn rollouts(client: kube::Client, context: Arc<Context>, settings: &Settin
     let approval_client = client.clone();
     let routes: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &route_resource);
     let config = controller::Config::default().concurrency(settings.concurrency);
-    let controller = Controller::new(rollouts, watcher::Config::default()).with_config(config);
+    let controller = Controller::new(rollouts, watcher::Config::default())
+        .with_config(config)
+        .graceful_shutdown_on(shutdown.requested());
     let service_store = controller.store();
     let route_store = controller.store();
     // Neither watch stores anything. Without the Gateway API CRDs the route watch fails and
@@ -115,7 +129,12 @@ async fn rollouts(client: kube::Client, context: Arc<Context>, settings: &Settin
         .await;
 }
 
-async fn analysis_runs(client: kube::Client, context: Arc<Context>, settings: &Settings) {
+async fn analysis_runs(
+    client: kube::Client,
+    context: Arc<Context>,
+    settings: &Settings,
+    shutdown: &Shutdown,
+) {
     let analysis = settings.analysis_addr.as_deref().and_then(|address| {
         match tonic::transport::Endpoint::from_shared(address.to_owned()) {
             Ok(endpoint) => Some(analysis_client(
@@ -137,6 +156,7 @@ async fn analysis_runs(client: kube::Client, context: Arc<Context>, settings: &S
     let config = controller::Config::default().concurrency(settings.concurrency);
     Controller::new(runs, watcher::Config::default().labels(ROLLOUT_LABEL))
         .with_config(config)
+        .graceful_shutdown_on(shutdown.requested())
         .run(measure::reconcile, measure::error_policy, measure_context)
         .for_each(|result| async move {
             if let Err(error) = result {

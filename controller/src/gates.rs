@@ -1,16 +1,13 @@
-//! What the gates report for a revision.
+//! The digest-pinning gate and a template's images.
 //!
 //! Image references must be pinned by digest (`name@sha256:<64 hex>`); anything else is refused
 //! before anything is created, with Binary Authorization's wording. Signature verification
 //! ([`crate::verification`]), analysis results ([`crate::analysis`]) and the approval gate
-//! ([`crate::approvals`]) are reached by the reconciler and set on the inputs.
-
-use std::collections::BTreeMap;
+//! ([`crate::approvals`]) are reached by the reconciler's fetch stage; its decide stage builds
+//! the gate inputs from all of them.
 
 use rollgate_crds::Rollout;
 use rollgate_crds::rollout::ContainerImage;
-
-use crate::decide::{Approval, GateInputs, Verification};
 
 /// The refusal for an image that is not pinned by a sha256 digest.
 pub const NOT_PINNED: &str = "Expected digest with sha256 scheme, but got tag or malformed digest";
@@ -60,24 +57,6 @@ pub fn pinning(images: &[ContainerImage]) -> Result<(), String> {
         Ok(())
     } else {
         Err(refused.join("; "))
-    }
-}
-
-/// The gate inputs for the desired revision, with the verification verdict already reached.
-pub fn observe(rollout: &Rollout, verification: Verification) -> GateInputs {
-    let required = rollout
-        .spec
-        .approval
-        .as_ref()
-        .map_or(1, |policy| policy.required_approvals());
-    GateInputs {
-        verification,
-        approval: Approval::Waiting {
-            required,
-            approvers: Vec::new(),
-        },
-        approval_ignored: Vec::new(),
-        analyses: BTreeMap::new(),
     }
 }
 

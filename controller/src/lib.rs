@@ -6,7 +6,6 @@
 //! step; the reconciler fetches its inputs and applies its plan.
 
 pub mod acting_as;
-pub mod admin;
 pub mod analysis;
 pub mod apply;
 pub mod approvals;

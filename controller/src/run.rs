@@ -1,5 +1,5 @@
-//! Running the controller: settings, leader election on a Lease, the admin server, and a
-//! graceful stop on SIGTERM or Ctrl-C.
+//! Running the controller: the client (its API requests counted), leader election on a Lease,
+//! the admin server, the gRPC server, and a graceful stop on SIGTERM or Ctrl-C.
 //!
 //! Two or more replicas may run; only the one holding the Lease reconciles (and so writes).
 //! A replica that loses the Lease stops its controller and waits to win it back; one that stops
@@ -8,10 +8,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context as _;
 use kube_lease_manager::LeaseManagerBuilder;
+use rollgate_runtime::Shutdown;
+use rollgate_runtime::admin::{self, Admin};
 use rollgate_runtime::api_requests::CountRequestsLayer;
 
-use crate::admin::{self, AdminState};
 use crate::context::Context;
 use crate::controllers;
 use crate::metrics::Metrics;
@@ -24,11 +26,11 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use rollgate_crds::ImagePolicy;
 use rollgate_verify::{Verifier, VerifierConfig};
 
-/// Runs until SIGTERM or Ctrl-C.
+/// Runs until SIGTERM or Ctrl-C, then stops gracefully: the reconciles in flight finish, the
+/// gRPC server finishes its calls, and the Lease is released so a standby takes over at once.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    // One crypto provider (ring) for every rustls client and server in the process, whichever
-    // TLS features the build happens to unify (with two, rustls cannot choose and refuses).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    rollgate_runtime::tls::install_crypto_provider();
+    let shutdown = Shutdown::on_signal();
     let metrics = Arc::new(Metrics::default());
     let counting = CountRequestsLayer::new({
         let metrics = metrics.clone();
@@ -38,23 +40,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_layer(&counting)
         .build();
     let ready = Arc::new(AtomicBool::new(false));
-    let admin_state = AdminState {
-        metrics: metrics.clone(),
+    let admin = Admin {
+        metrics: Arc::new({
+            let metrics = metrics.clone();
+            move || metrics.encode()
+        }),
         ready: ready.clone(),
     };
-    let admin = tokio::spawn(admin::serve(settings.admin_addr, admin_state));
+    let admin_listener = admin::bind(settings.admin_addr)
+        .await
+        .with_context(|| format!("bind the admin address {}", settings.admin_addr))?;
+    let admin = tokio::spawn(admin::serve(admin_listener, admin, shutdown.requested()));
     // The RolloutService runs on every replica: reads come from its own cache, and its writes
     // are API requests as the caller, which need no leadership.
     let grpc = tokio::spawn({
         let (grpc_settings, grpc_client) = (settings.grpc.clone(), client.clone());
+        let stop = shutdown.requested();
         async move {
-            if let Err(error) = crate::grpc::serve(
-                grpc_settings,
-                grpc_client,
-                rollgate_runtime::shutdown_signal(),
-            )
-            .await
-            {
+            if let Err(error) = crate::grpc::serve(grpc_settings, grpc_client, stop).await {
                 tracing::error!(%error, "the RolloutService gRPC server failed");
             }
         }
@@ -76,18 +79,37 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .configure(settings.audit.signer()?, settings.audit.store()?, recorder);
     let context = Arc::new(context);
 
-    if !settings.leader_election {
+    if settings.leader_election {
+        lead(&client, &context, &settings, &shutdown, &ready).await?;
+    } else {
         ready.store(true, Ordering::Relaxed);
         metrics.leader.set(1);
-        tokio::select! {
-            () = controllers::run(client, context, &settings) => {}
-            () = rollgate_runtime::shutdown_signal() => {}
-        }
-        admin.abort();
-        grpc.abort();
-        return Ok(());
+        controllers::run(client, context, &settings, &shutdown).await;
     }
+    metrics.leader.set(0);
+    ready.store(false, Ordering::Relaxed);
+    if !shutdown.is_requested() {
+        tracing::error!("the controllers stopped on their own; stopping");
+        grpc.abort();
+        admin.abort();
+    }
+    let _ = grpc.await;
+    let _ = admin.await;
+    tracing::info!("rollgate-controller stopped");
+    Ok(())
+}
 
+/// Runs the controllers while this instance holds the leader Lease, until the shutdown; then
+/// releases the Lease. A lost Lease stops the controllers at once (another replica may be
+/// writing already); a shutdown lets the reconciles in flight finish first.
+async fn lead(
+    client: &kube::Client,
+    context: &Arc<Context>,
+    settings: &Settings,
+    shutdown: &Shutdown,
+    ready: &AtomicBool,
+) -> anyhow::Result<()> {
+    let metrics = &context.metrics;
     let manager = LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
         .with_namespace(&settings.lease_namespace)
         .with_identity(&settings.instance)
@@ -99,13 +121,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (mut leader, lease_task) = manager.watch().await;
     ready.store(true, Ordering::Relaxed);
     tracing::info!(lease = %settings.lease_name, instance = %settings.instance, "waiting for the leader lease");
-    let shutdown = rollgate_runtime::shutdown_signal();
-    tokio::pin!(shutdown);
+    let stopping = shutdown.requested();
+    tokio::pin!(stopping);
     'lead: loop {
         while !*leader.borrow_and_update() {
             tokio::select! {
                 changed = leader.changed() => changed?,
-                () = &mut shutdown => break 'lead,
+                () = &mut stopping => break 'lead,
             }
         }
         tracing::info!(instance = %settings.instance, "leading: the controller starts");
@@ -118,23 +140,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            () = controllers::run(client.clone(), context.clone(), &settings) => break 'lead,
+            () = controllers::run(client.clone(), context.clone(), settings, shutdown) => break 'lead,
             () = lost => {
                 tracing::warn!(instance = %settings.instance, "lost the leader lease: the controller stops");
                 metrics.leader.set(0);
             }
-            () = &mut shutdown => break 'lead,
         }
     }
-    metrics.leader.set(0);
     drop(leader);
     // Closing the channel ends the manager's task, which releases the Lease.
     if let Ok(Ok(manager)) = lease_task.await {
         let _ = manager.release().await;
     }
-    admin.abort();
-    grpc.abort();
-    tracing::info!("rollgate-controller stopped");
     Ok(())
 }
 

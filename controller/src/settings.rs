@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use rollgate_runtime::logging::LogFormat;
+
 use crate::verification::VerificationMode;
 
 /// Every setting an operator tunes: a flag, with an environment variable of the same meaning.
@@ -66,6 +68,6 @@ pub struct Settings {
     #[command(flatten)]
     pub audit: crate::audit::settings::AuditSettings,
     /// Log format: `text` or `json`.
-    #[arg(long, env = "ROLLGATE_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    #[arg(long, env = "ROLLGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 }

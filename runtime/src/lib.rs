@@ -1,24 +1,18 @@
-//! Process plumbing shared by rollgate's long-running binaries (the controller, the analysis
-//! service and the demo app), so each behaves the same way when its pod is stopped, and the
-//! naming and counting of the Kubernetes API requests they send ([`api_requests`]).
+//! Process plumbing shared by rollgate's long-running binaries (the controller and the analysis
+//! service, and the demo app's stop signal), so each starts, reports and stops the same way:
+//!
+//! - [`logging`]: text or JSON log lines, the level from `RUST_LOG`.
+//! - [`admin`]: the `/live`, `/ready` and `/metrics` server beside the API port.
+//! - [`tls`]: one rustls crypto provider for the process.
+//! - [`grpc`]: the tonic server builder with TLS, health and reflection.
+//! - [`shutdown`]: SIGTERM or Ctrl-C, shared by every part so in-flight work finishes.
+//! - [`api_requests`]: Kubernetes API requests named and counted by a layer on the kube client.
 
+pub mod admin;
 pub mod api_requests;
+pub mod grpc;
+pub mod logging;
+pub mod shutdown;
+pub mod tls;
 
-/// Resolves on SIGTERM (what the kubelet sends a container when it stops a pod) or Ctrl-C.
-/// Servers pass it to their graceful shutdown, so in-flight requests finish and the process
-/// exits at once instead of at the end of the pod's grace period. Where SIGTERM cannot be
-/// listened to, only Ctrl-C ends it.
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-}
+pub use shutdown::{Shutdown, shutdown_signal};

@@ -23,6 +23,7 @@ mod canary;
 mod conditions;
 mod decision;
 mod finish;
+pub mod held;
 mod history;
 pub mod replicas;
 mod spec_problems;

@@ -4,14 +4,13 @@
 //! configured.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rollgate_proto::v1::rollout_service_server::RolloutServiceServer;
+use rollgate_runtime::grpc::{self, TlsFiles};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use super::GrpcSettings;
 use super::auth::Authenticator;
@@ -31,17 +30,9 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
-    /// A TLS file could not be read.
-    #[error("read {path}: {source}")]
-    ReadTls {
-        /// The file.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The reflection service could not be built from the descriptors.
-    #[error("server reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
+    /// The server could not be built (TLS files, reflection).
+    #[error(transparent)]
+    Build(#[from] grpc::GrpcServerError),
     /// The transport failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -97,7 +88,11 @@ pub async fn serve_on_with(
     let streams = StreamLimiter::new(limits, metrics);
     let service = Rollouts::new(client, auth, hub.clone(), streams);
 
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let tls = match (&settings.grpc_tls_cert, &settings.grpc_tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => None,
+    };
+    let (router, health) = grpc::server(tls, &[rollgate_proto::FILE_DESCRIPTOR_SET])?;
     health
         .set_not_serving::<RolloutServiceServer<Rollouts>>()
         .await;
@@ -106,33 +101,10 @@ pub async fn serve_on_with(
         while hub.wait_synced(Duration::from_secs(3600)).await.is_err() {}
         health.set_serving::<RolloutServiceServer<Rollouts>>().await;
     });
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(rollgate_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(rollgate_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-
-    let mut server = Server::builder()
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
-    let tls = match (&settings.grpc_tls_cert, &settings.grpc_tls_key) {
-        (Some(cert), Some(key)) => {
-            let identity = Identity::from_pem(read(cert)?, read(key)?);
-            server = server.tls_config(ServerTlsConfig::new().identity(identity))?;
-            true
-        }
-        _ => false,
-    };
+    let tls = tls.is_some();
     let address = listener.local_addr().ok();
     tracing::info!(?address, tls, "RolloutService gRPC server listening");
-    let served = server
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+    let served = router
         .add_service(RolloutServiceServer::new(service))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await;
@@ -140,11 +112,4 @@ pub async fn serve_on_with(
     reporter.abort();
     tracing::info!("RolloutService gRPC server stopped");
     Ok(served?)
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|source| ServeError::ReadTls {
-        path: path.display().to_string(),
-        source,
-    })
 }
