@@ -7,6 +7,6 @@ use rollgate_analysis::run::{Settings, run};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    rollgate_runtime::logging::init(settings.log_format);
+    rollgate_runtime::logging::init(settings.process.log_format);
     run(settings).await
 }

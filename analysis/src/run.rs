@@ -14,7 +14,7 @@ use rollgate_proto::v1::analysis_service_server::AnalysisServiceServer;
 use rollgate_runtime::Shutdown;
 use rollgate_runtime::admin::{self, Admin};
 use rollgate_runtime::grpc::{self, TlsFiles};
-use rollgate_runtime::logging::LogFormat;
+use rollgate_runtime::settings::ProcessSettings;
 use tonic::transport::server::TcpIncoming;
 
 use crate::allowlist::AllowList;
@@ -29,6 +29,9 @@ use crate::service::{Analysis, Limits};
     about = "The rollgate analysis service (AnalysisService over gRPC)"
 )]
 pub struct Settings {
+    /// The admin address and the log format.
+    #[command(flatten)]
+    pub process: ProcessSettings,
     /// Address of the gRPC server.
     #[arg(
         long,
@@ -36,9 +39,6 @@ pub struct Settings {
         default_value = "0.0.0.0:8090"
     )]
     pub grpc_addr: SocketAddr,
-    /// Address of the admin server (/live, /ready, /metrics).
-    #[arg(long, env = "ROLLGATE_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
-    pub admin_addr: SocketAddr,
     /// Timeout of a Prometheus query whose metric sets none (rollgate's duration grammar,
     /// for example `10s`).
     #[arg(long, env = "ROLLGATE_ANALYSIS_QUERY_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
@@ -49,9 +49,6 @@ pub struct Settings {
     /// PEM private key of the gRPC server.
     #[arg(long, env = "ROLLGATE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "ROLLGATE_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
     /// How callers authenticate: `token-review` (a bearer token of a user on
     /// `--allowed-callers`, checked with a TokenReview through the kubeconfig or in-cluster
     /// ServiceAccount) or `none`.
@@ -111,9 +108,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signal();
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
-    let admin_listener = admin::bind(settings.admin_addr)
+    let admin_listener = admin::bind(settings.process.admin_addr)
         .await
-        .with_context(|| format!("bind the admin address {}", settings.admin_addr))?;
+        .with_context(|| format!("bind the admin address {}", settings.process.admin_addr))?;
     let admin = Admin {
         metrics: Arc::new({
             let metrics = metrics.clone();

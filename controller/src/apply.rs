@@ -31,7 +31,7 @@ use crate::error::Error;
 use crate::freshness::{self, WrittenStatuses};
 use crate::replicaset;
 use crate::route::{self, Weights};
-use crate::write::{self, FieldManager};
+use crate::write::{self, FieldManager, Part};
 
 /// What applying a plan came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +119,14 @@ impl Writer<'_> {
                     json!({"selector": {REVISION_LABEL: service.revision}}),
                 )],
             );
-            write::apply(&services, FieldManager::Controller, &service.service, &body).await?;
+            write::apply(
+                &services,
+                FieldManager::Controller,
+                Part::Object,
+                &service.service,
+                &body,
+            )
+            .await?;
         }
         Ok(None)
     }
@@ -170,7 +177,14 @@ impl Writer<'_> {
             "metadata": {"name": plan.http_route},
             "spec": {"rules": rules},
         });
-        write::apply(&routes, FieldManager::Controller, &plan.http_route, &patch).await?;
+        write::apply(
+            &routes,
+            FieldManager::Controller,
+            Part::Object,
+            &plan.http_route,
+            &patch,
+        )
+        .await?;
         Ok(None)
     }
 
@@ -210,7 +224,14 @@ impl Writer<'_> {
                 continue;
             }
             let replica_set = replicaset::build(self.rollout, &wanted.revision, wanted.replicas);
-            write::apply(&replica_sets, FieldManager::Controller, &name, &replica_set).await?;
+            write::apply(
+                &replica_sets,
+                FieldManager::Controller,
+                Part::Object,
+                &name,
+                &replica_set,
+            )
+            .await?;
         }
         for revision in &plan.delete_revisions {
             let name = replicaset::name(self.rollout, revision);
@@ -246,7 +267,15 @@ impl Writer<'_> {
         );
         let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), self.namespace);
         let name = self.rollout.name_any();
-        match write::apply_status(&rollouts, FieldManager::Controller, &name, &body).await {
+        match write::apply(
+            &rollouts,
+            FieldManager::Controller,
+            Part::Status,
+            &name,
+            &body,
+        )
+        .await
+        {
             Ok(_) => {
                 self.written.record(self.rollout, status);
                 Ok(())

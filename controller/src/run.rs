@@ -47,9 +47,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }),
         ready: ready.clone(),
     };
-    let admin_listener = admin::bind(settings.admin_addr)
+    let admin_listener = admin::bind(settings.process.admin_addr)
         .await
-        .with_context(|| format!("bind the admin address {}", settings.admin_addr))?;
+        .with_context(|| format!("bind the admin address {}", settings.process.admin_addr))?;
     let admin = tokio::spawn(admin::serve(admin_listener, admin, shutdown.requested()));
     // The RolloutService runs on every replica: reads come from its own cache, and its writes
     // are API requests as the caller, which need no leadership.

@@ -1,8 +1,6 @@
 //! Every setting an operator tunes: a flag, with an environment variable of the same meaning.
 
-use std::net::SocketAddr;
-
-use rollgate_runtime::logging::LogFormat;
+use rollgate_runtime::settings::ProcessSettings;
 
 use crate::verification::VerificationMode;
 
@@ -13,9 +11,9 @@ use crate::verification::VerificationMode;
     about = "The rollgate Rollout controller"
 )]
 pub struct Settings {
-    /// Address of the admin server (/live, /ready, /metrics).
-    #[arg(long, env = "ROLLGATE_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
-    pub admin_addr: SocketAddr,
+    /// The admin address and the log format.
+    #[command(flatten)]
+    pub process: ProcessSettings,
     /// Elect a leader on a Lease, so that only one replica writes.
     #[arg(long, env = "ROLLGATE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -67,7 +65,4 @@ pub struct Settings {
     /// The audit log's signing key and external checkpoint store.
     #[command(flatten)]
     pub audit: crate::audit::settings::AuditSettings,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "ROLLGATE_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
 }

@@ -1,7 +1,7 @@
 //! Writes, made one way: server-side apply of the fields rollgate owns, forced, under one of
 //! rollgate's field managers. [`partial`] builds the body (type, name, the owned fields and
-//! nothing else, so another manager's fields are left alone); [`apply`] and [`apply_status`]
-//! send it to the object or to its status subresource.
+//! nothing else, so another manager's fields are left alone); [`apply`] sends it to the object
+//! or to its status subresource.
 //!
 //! Each field manager owns a disjoint set of fields: the controller's reconciles own the spec
 //! of what they create and the status they decide; the audit log owns `status.auditHead`; the
@@ -61,32 +61,31 @@ pub fn partial<K: Resource<DynamicType = ()>>(
     Value::Object(body)
 }
 
-/// Applies `body` to the object `name` as `manager`.
+/// Which part of an object a write goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The object itself (metadata, spec).
+    Object,
+    /// Its status subresource.
+    Status,
+}
+
+/// Applies `body` to `part` of the object `name` as `manager`.
 pub async fn apply<K>(
     api: &Api<K>,
     manager: FieldManager,
+    part: Part,
     name: &str,
     body: &(impl Serialize + Debug),
 ) -> kube::Result<K>
 where
     K: Clone + DeserializeOwned + Debug,
 {
-    api.patch(name, &manager.apply_params(), &Patch::Apply(body))
-        .await
-}
-
-/// Applies `body` to the status subresource of `name` as `manager`.
-pub async fn apply_status<K>(
-    api: &Api<K>,
-    manager: FieldManager,
-    name: &str,
-    body: &(impl Serialize + Debug),
-) -> kube::Result<K>
-where
-    K: Clone + DeserializeOwned + Debug,
-{
-    api.patch_status(name, &manager.apply_params(), &Patch::Apply(body))
-        .await
+    let (params, patch) = (manager.apply_params(), Patch::Apply(body));
+    match part {
+        Part::Object => api.patch(name, &params, &patch).await,
+        Part::Status => api.patch_status(name, &params, &patch).await,
+    }
 }
 
 #[cfg(test)]

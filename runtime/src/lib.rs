@@ -1,6 +1,7 @@
 //! Process plumbing shared by rollgate's long-running binaries (the controller and the analysis
 //! service, and the demo app's stop signal), so each starts, reports and stops the same way:
 //!
+//! - [`settings`]: the admin address and log format every binary takes.
 //! - [`logging`]: text or JSON log lines, the level from `RUST_LOG`.
 //! - [`admin`]: the `/live`, `/ready` and `/metrics` server beside the API port.
 //! - [`tls`]: one rustls crypto provider for the process.
@@ -12,6 +13,7 @@ pub mod admin;
 pub mod api_requests;
 pub mod grpc;
 pub mod logging;
+pub mod settings;
 pub mod shutdown;
 pub mod tls;
 

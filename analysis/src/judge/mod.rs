@@ -21,6 +21,7 @@ pub mod counters;
 pub mod error;
 pub mod mann_whitney;
 pub mod method;
+mod non_finite;
 mod pairwise;
 pub mod samples;
 pub mod score;

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::requests::{MetricRequest, failed_call, measurement, request_for};
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::write::{self, FieldManager};
+use crate::write::{self, FieldManager, Part};
 
 /// What the measurer shares between runs.
 pub struct MeasureContext {
@@ -144,7 +144,14 @@ async fn write_status(
         )],
     );
     let runs: Api<AnalysisRun> = Api::namespaced(context.client.clone(), namespace);
-    write::apply_status(&runs, FieldManager::Controller, &run.name_any(), &body).await?;
+    write::apply(
+        &runs,
+        FieldManager::Controller,
+        Part::Status,
+        &run.name_any(),
+        &body,
+    )
+    .await?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::build::{ResolvedTemplate, build_run, step_of};
 use crate::decide::AnalysisKey;
 use crate::error::Error;
-use crate::write::{self, FieldManager};
+use crate::write::{self, FieldManager, Part};
 
 /// Whether the Rollout's strategy runs any analysis (so its runs are worth listing).
 pub fn uses_analysis(rollout: &Rollout) -> bool {
@@ -164,7 +164,14 @@ pub async fn terminate_stale(
             json!({"name": run.name_any()}),
             [("spec", json!({"terminate": true}))],
         );
-        write::apply(&api, FieldManager::Controller, &run.name_any(), &body).await?;
+        write::apply(
+            &api,
+            FieldManager::Controller,
+            Part::Object,
+            &run.name_any(),
+            &body,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -35,6 +35,7 @@
 
 pub mod events;
 pub mod outbox;
+mod published;
 pub mod settings;
 pub mod state;
 pub mod writer;
@@ -44,21 +45,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::Recorder;
-use kube::{Resource, ResourceExt};
 use rollgate_crds::audit::checkpoint::{LogSigner, origin};
 use rollgate_crds::audit::merkle::record_leaf_hash;
 use rollgate_crds::audit::store::CheckpointStore;
 use rollgate_crds::audit::{AuditEvent, ChainHead, next_record, record_hash};
 use rollgate_crds::names::ROLLOUT_UID_LABEL;
-use rollgate_crds::rollout::AuditHead;
 use rollgate_crds::{AuditRecord, AuditRecordSpec, Rollout};
-use serde_json::json;
 
-use crate::events::{Activity, Notice};
 use crate::metrics::Metrics;
-use crate::write::{self, FieldManager};
 use outbox::EntryState;
 use state::TreeState;
 
@@ -374,85 +371,6 @@ impl AuditLog {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(target.uid.clone(), tree.clone());
         Ok(tree)
-    }
-
-    /// Publishes a signed checkpoint of `tree` when the store lags behind it.
-    async fn publish(&self, target: &Target, tree: &mut TreeState) -> Result<(), String> {
-        let (Some(signer), Some(store)) = (&self.signer, &self.store) else {
-            return Ok(());
-        };
-        let size = tree.leaves.len() as u64;
-        if tree.published >= size {
-            return Ok(());
-        }
-        let publication = signer
-            .publication(&target.origin, &tree.leaves)
-            .map_err(|error| error.to_string())?;
-        let key = (
-            target.namespace.as_str(),
-            target.name.as_str(),
-            target.uid.as_str(),
-        );
-        self.metrics.audit_checkpoints_published.inc();
-        store
-            .publish(key, size, &publication)
-            .await
-            .map_err(|error| format!("publishing the checkpoint of size {size}: {error}"))?;
-        tree.published = size;
-        Ok(())
-    }
-
-    /// Reports something in the Rollout's audit trail the controller did not write.
-    async fn foreign(&self, rollout: &Rollout, what: &str) {
-        self.metrics.audit_foreign_records.inc();
-        tracing::warn!(rollout = %rollout.name_any(), what, "foreign audit record refused");
-        let Some(recorder) = &self.recorder else {
-            return;
-        };
-        let note =
-            format!("{what} was not written by the controller; it is not part of the audit log");
-        let notice = Notice::warning(Activity::Audit, "ForeignAuditRecord", note);
-        crate::events::publish(recorder, &rollout.object_ref(&()), notice).await;
-    }
-
-    /// Stores the head, publication and lag of `tree` in the Rollout's `status.auditHead`,
-    /// when they changed.
-    async fn record_head(
-        &self,
-        rollout: &Rollout,
-        tree: &mut TreeState,
-        behind: u64,
-        message: Option<&str>,
-    ) {
-        let Some(last) = tree.last.clone() else {
-            return;
-        };
-        let key = (tree.leaves.len() as u64, tree.published, behind);
-        if tree.recorded == Some(key) && message.is_none() {
-            return;
-        }
-        let head = AuditHead {
-            sequence: last.sequence,
-            hash: last.hash.clone(),
-            published_size: self.store.as_ref().map(|_| tree.published),
-            behind: Some(behind),
-            message: message.map(|m| m.chars().take(1000).collect()),
-        };
-        let body = write::partial::<Rollout>(
-            json!({"name": rollout.name_any()}),
-            [("status", json!({"auditHead": head}))],
-        );
-        let Some(namespace) = rollout.namespace() else {
-            return;
-        };
-        let rollouts: Api<Rollout> = Api::namespaced(self.client.clone(), &namespace);
-        match write::apply_status(&rollouts, FieldManager::Audit, &rollout.name_any(), &body).await
-        {
-            Ok(_) => tree.recorded = Some(key),
-            Err(error) => {
-                tracing::warn!(rollout = %rollout.name_any(), %error, "could not record the audit head")
-            }
-        }
     }
 }
 

@@ -20,9 +20,11 @@
 pub mod actions;
 mod blue_green;
 mod canary;
+mod canary_traffic;
 mod conditions;
 mod decision;
 mod finish;
+mod gates;
 pub mod held;
 mod history;
 pub mod replicas;

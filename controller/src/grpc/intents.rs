@@ -15,7 +15,7 @@ use tonic::Status;
 use super::auth::Caller;
 use super::convert;
 use super::errors::{kube_status, rollout_not_found};
-use crate::write::{self, FieldManager};
+use crate::write::{self, FieldManager, Part};
 
 /// Why `kind` cannot be requested of a Rollout in `status`, if it cannot.
 pub fn action_precondition(kind: UserActionKind, status: &RolloutStatus) -> Result<(), String> {
@@ -87,7 +87,7 @@ pub async fn request_action(
     let patch = user_action_patch(name, kind, &target, &caller.username, reason, &id, now);
     // As the caller: the admission policy checks that `by` is who really asked.
     let as_caller = Api::<Rollout>::namespaced(impersonating(client, caller)?, namespace);
-    let written = write::apply_status(&as_caller, FieldManager::Api, name, &patch)
+    let written = write::apply(&as_caller, FieldManager::Api, Part::Status, name, &patch)
         .await
         .map_err(|error| kube_status(error, &format!("request {kind:?} on rollout {name}")))?;
     tracing::info!(namespace, name, action = ?kind, by = %caller.username, %id, "user action requested over gRPC");

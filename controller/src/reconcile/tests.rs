@@ -73,6 +73,14 @@ fn lines(received: &Arc<Mutex<Vec<Received>>>) -> Vec<String> {
         .collect()
 }
 
+/// The requests' `METHOD path`, without their queries.
+fn without_queries(received: &[Received]) -> Vec<String> {
+    received
+        .iter()
+        .map(|r| r.line.split('?').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
 fn empty_list(kind: &str, api_version: &str) -> Value {
     json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": []})
 }
@@ -155,12 +163,8 @@ async fn fetch_lists_the_approvals_and_analysis_runs_of_a_gated_rollout() {
     drop(context);
     server.await.unwrap();
 
-    let paths: Vec<String> = lines(&received)
-        .into_iter()
-        .map(|line| line.split('?').next().unwrap_or_default().to_owned())
-        .collect();
     assert_eq!(
-        paths,
+        without_queries(&received.lock().unwrap()),
         [
             "GET /apis/apps/v1/namespaces/shop/replicasets",
             "GET /apis/rollgate.io/v1alpha1/namespaces/shop/analysisruns",
@@ -216,10 +220,7 @@ async fn apply_holds_a_plan_whose_service_is_missing_and_writes_only_the_reason(
         "{applied:?}"
     );
     let received = received.lock().unwrap().clone();
-    let requests: Vec<&str> = received
-        .iter()
-        .map(|r| r.line.split('?').next().unwrap_or_default())
-        .collect();
+    let requests = without_queries(&received);
     assert_eq!(
         requests,
         [
@@ -272,10 +273,7 @@ async fn apply_moves_traffic_before_it_scales_and_writes_status_last() {
 
     assert_eq!(applied, Applied::Complete);
     let received = received.lock().unwrap().clone();
-    let requests: Vec<&str> = received
-        .iter()
-        .map(|r| r.line.split('?').next().unwrap_or_default())
-        .collect();
+    let requests = without_queries(&received);
     assert_eq!(
         requests,
         [
