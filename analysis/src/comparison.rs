@@ -150,9 +150,9 @@ fn independent(result: &QueryResult, query: &str) -> Vec<f64> {
         .collect()
 }
 
-/// The judge's configuration from the request, zero meaning "unset".
+/// The judge's configuration from the request: what it sets, and the judge's defaults
+/// ([`MetricConfig::new`]) for what it leaves absent.
 fn config(comparison: &v1::Comparison) -> MetricConfig {
-    let or = |value: f64, default: f64| if value == 0.0 { default } else { value };
     let mut config = MetricConfig::new(if comparison.metric.is_empty() {
         "metric"
     } else {
@@ -163,8 +163,12 @@ fn config(comparison: &v1::Comparison) -> MetricConfig {
         v1::Direction::Either => Direction::Either,
         v1::Direction::Increase | v1::Direction::Unspecified => Direction::Increase,
     };
-    config.allowed_increase = or(comparison.allowed_increase, config.allowed_increase);
-    config.critical_increase = or(comparison.critical_increase, config.critical_increase);
+    config.allowed_increase = comparison
+        .allowed_increase
+        .unwrap_or(config.allowed_increase);
+    config.critical_increase = comparison
+        .critical_increase
+        .unwrap_or(config.critical_increase);
     config.critical = comparison.critical;
     config.must_have_data = comparison.must_have_data;
     config.nan_strategy = match comparison.nan_strategy() {
@@ -172,7 +176,7 @@ fn config(comparison: &v1::Comparison) -> MetricConfig {
         v1::NanStrategy::Remove => NanStrategy::Remove,
         v1::NanStrategy::Worst | v1::NanStrategy::Unspecified => NanStrategy::Worst,
     };
-    config.weight = or(comparison.weight, 1.0);
-    config.confidence = or(comparison.confidence, config.confidence);
+    config.weight = comparison.weight.unwrap_or(config.weight);
+    config.confidence = comparison.confidence.unwrap_or(config.confidence);
     config
 }

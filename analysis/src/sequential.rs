@@ -26,8 +26,9 @@ use crate::judge::{Counts, Decision, ErrorRateTest, SequentialMethod, increments
 use crate::prometheus::QueryResult;
 use crate::service::Analysis;
 
-/// The false-failure bound when the request sets none (the CRD's default).
-const DEFAULT_ALPHA: f64 = 0.05;
+/// The false-failure bound when the request sets none (the default of the AnalysisTemplate's
+/// `sequential.alpha`, applied here and nowhere else).
+pub const DEFAULT_ALPHA: f64 = 0.05;
 
 impl Analysis {
     /// Runs the sequential test of a `Compare` request.
@@ -40,11 +41,7 @@ impl Analysis {
         if queries.address.trim().is_empty() {
             return Err(invalid("address is required".to_owned()));
         }
-        let alpha = if queries.alpha == 0.0 {
-            DEFAULT_ALPHA
-        } else {
-            queries.alpha
-        };
+        let alpha = queries.alpha.unwrap_or(DEFAULT_ALPHA);
         let method = match queries.method() {
             v1::SequentialMethod::Betting => SequentialMethod::Betting,
             v1::SequentialMethod::MixtureSprt | v1::SequentialMethod::Unspecified => {

@@ -362,7 +362,7 @@ fn sequential_request(address: &str, canary: &str, stable: &str) -> CompareReque
             baseline_errors_query: errors("stable"),
             baseline_requests_query: requests("stable"),
             timeout: None,
-            alpha: 0.05,
+            alpha: Some(0.05),
             ..SequentialQueries::default()
         }),
         window: Some(last_seconds(20, 2)),

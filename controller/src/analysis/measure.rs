@@ -15,7 +15,7 @@ use rollgate_crds::analysis::lifecycle::{NewMeasurement, advance};
 use rollgate_crds::analysis::{AnalysisRun, AnalysisRunStatus, Measurement};
 use serde_json::json;
 
-use super::requests::{MetricRequest, failed_call, measurement, request_for};
+use super::requests::{MetricRequest, compared, evaluated, failed_call, measurement, request_for};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::write::{self, FieldManager, Part};
@@ -89,32 +89,18 @@ async fn measure(
             started,
         );
     };
-    // Each call comes to (verdict, the value as text, the reason), or a failed call.
     let answer = match request {
-        MetricRequest::Evaluate(request) => client.evaluate(*request).await.map(|response| {
-            let response = response.into_inner();
-            let value = (!response.value.is_empty()).then_some(response.value);
-            (response.verdict, value, response.reason)
-        }),
-        MetricRequest::Compare(request) => client.compare(*request).await.map(|response| {
-            let response = response.into_inner();
-            let p = response
-                .p_value
-                .map_or_else(|| "not computed".to_owned(), |p| format!("{p:.4}"));
-            let value = format!(
-                "hodges-lehmann {:.6}, interval [{:.6}, {:.6}], effect size {:.4}, p {p}",
-                response.hodges_lehmann,
-                response.interval_lower,
-                response.interval_upper,
-                response.effect_size,
-            );
-            (response.verdict, Some(value), response.reason)
-        }),
+        MetricRequest::Evaluate(request) => client
+            .evaluate(*request)
+            .await
+            .map(|response| evaluated(response.into_inner())),
+        MetricRequest::Compare(request) => client
+            .compare(*request)
+            .await
+            .map(|response| compared(response.into_inner())),
     };
     match answer {
-        Ok((verdict, value, reason)) => {
-            measurement(verdict, value, reason, started, Timestamp::now())
-        }
+        Ok(answer) => measurement(answer, started, Timestamp::now()),
         Err(status) => failed_call(&status, started, Timestamp::now()),
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use rollgate_crds::analysis::{
-    AnalysisPhase, AnalysisRunSpec, CompareJudgement, DEFAULT_ALPHA, DEFAULT_CONFIDENCE, Direction,
+    AnalysisPhase, AnalysisRunSpec, CompareJudgement, ComparisonClass, ComparisonResult, Direction,
     Measurement, MetricSpec, NanStrategy, SequentialMethod,
 };
 use rollgate_crds::duration::parse_duration;
@@ -82,7 +82,7 @@ pub fn request_for(
                 baseline_errors_query: sequential.baseline.errors_query.clone(),
                 baseline_requests_query: sequential.baseline.requests_query.clone(),
                 timeout,
-                alpha: sequential.alpha.unwrap_or(DEFAULT_ALPHA),
+                alpha: sequential.alpha,
                 method: match sequential.method.unwrap_or_default() {
                     SequentialMethod::MixtureSprt => pb::SequentialMethod::MixtureSprt,
                     SequentialMethod::Betting => pb::SequentialMethod::Betting,
@@ -166,37 +166,87 @@ fn comparison(metric: &str, compare: &CompareJudgement) -> pb::Comparison {
     pb::Comparison {
         metric: metric.to_owned(),
         direction: direction as i32,
-        allowed_increase: compare.allowed_increase.unwrap_or(1.0),
-        critical_increase: compare.critical_increase.unwrap_or(0.0),
+        allowed_increase: compare.allowed_increase,
+        critical_increase: compare.critical_increase,
         critical: compare.critical.unwrap_or(false),
         must_have_data: compare.must_have_data.unwrap_or(false),
         nan_strategy: nan_strategy as i32,
-        weight: compare.weight.unwrap_or(1.0),
-        confidence: compare.confidence.unwrap_or(DEFAULT_CONFIDENCE),
+        weight: compare.weight,
+        confidence: compare.confidence,
     }
 }
 
-/// The measurement a verdict comes to.
-pub fn measurement(
-    verdict: i32,
-    value: Option<String>,
-    reason: String,
-    started: Timestamp,
-    finished: Timestamp,
-) -> Measurement {
-    let phase = match pb::Verdict::try_from(verdict) {
+/// What the analysis service answered, in the controller's terms: mapped once here from the
+/// wire, for both calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The verdict.
+    pub phase: AnalysisPhase,
+    /// The value the decision saw, as text (for a comparison, the effect size).
+    pub value: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// A comparison's statistics, kept as numbers.
+    pub comparison: Option<ComparisonResult>,
+}
+
+/// The phase of a wire verdict: an error, an unspecified or an unknown verdict is never a pass.
+fn phase(verdict: i32) -> AnalysisPhase {
+    match pb::Verdict::try_from(verdict) {
         Ok(pb::Verdict::Successful) => AnalysisPhase::Successful,
         Ok(pb::Verdict::Failed) => AnalysisPhase::Failed,
         Ok(pb::Verdict::Inconclusive) => AnalysisPhase::Inconclusive,
-        // Error, unspecified or unknown: never a pass.
         _ => AnalysisPhase::Error,
+    }
+}
+
+/// The answer to an Evaluate call.
+pub fn evaluated(response: pb::EvaluateResponse) -> Answer {
+    Answer {
+        phase: phase(response.verdict),
+        value: (!response.value.is_empty()).then_some(response.value),
+        reason: response.reason,
+        comparison: None,
+    }
+}
+
+/// The answer to a Compare call: its statistics kept as numbers, a figure that is not finite
+/// (not computed) left out.
+pub fn compared(response: pb::CompareResponse) -> Answer {
+    let finite = |value: f64| value.is_finite().then_some(value);
+    let classification = match response.classification() {
+        pb::Classification::Pass => Some(ComparisonClass::Pass),
+        pb::Classification::High => Some(ComparisonClass::High),
+        pb::Classification::Low => Some(ComparisonClass::Low),
+        pb::Classification::NoData => Some(ComparisonClass::NoData),
+        pb::Classification::Unspecified => None,
     };
+    let comparison = ComparisonResult {
+        classification,
+        u_statistic: finite(response.u_statistic),
+        p_value: response.p_value.and_then(finite),
+        hodges_lehmann: finite(response.hodges_lehmann),
+        interval_lower: finite(response.interval_lower),
+        interval_upper: finite(response.interval_upper),
+        effect_size: finite(response.effect_size),
+    };
+    Answer {
+        phase: phase(response.verdict),
+        value: comparison.effect_size.map(|effect| format!("{effect:.4}")),
+        reason: response.reason,
+        comparison: Some(comparison),
+    }
+}
+
+/// The measurement an answer comes to.
+pub fn measurement(answer: Answer, started: Timestamp, finished: Timestamp) -> Measurement {
     Measurement {
-        phase,
-        value,
-        message: Some(reason),
+        phase: answer.phase,
+        value: answer.value,
+        message: Some(answer.reason),
         started_at: Some(Time(started)),
         finished_at: Some(Time(finished)),
+        comparison: answer.comparison,
     }
 }
 
@@ -212,5 +262,6 @@ pub fn failed_call(status: &tonic::Status, started: Timestamp, finished: Timesta
         )),
         started_at: Some(Time(started)),
         finished_at: Some(Time(finished)),
+        comparison: None,
     }
 }

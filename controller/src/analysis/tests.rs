@@ -3,7 +3,8 @@
 use k8s_openapi::jiff::Timestamp;
 use rollgate_crds::Rollout;
 use rollgate_crds::analysis::{
-    AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplateSpec, RunRevisions,
+    AnalysisPhase, AnalysisRun, AnalysisRunStatus, AnalysisTemplateSpec, ComparisonClass,
+    RunRevisions,
 };
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_proto::v1 as pb;
@@ -11,7 +12,7 @@ use serde_json::json;
 
 use super::build::{BuildError, ResolvedTemplate, build_run, key_label, parse_key_label, step_of};
 use super::observe::outcomes;
-use super::requests::{MetricRequest, measurement, request_for};
+use super::requests::{MetricRequest, compared, evaluated, request_for};
 use super::runner::{is_stale, uses_analysis};
 use crate::decide::{AnalysisKey, AnalysisOutcome};
 
@@ -332,8 +333,9 @@ fn a_compare_metric_is_a_compare_over_a_window_ending_now() {
     assert_eq!(window.start.map(|t| t.seconds), Some(1_000_000 - 60));
     assert_eq!(window.step.map(|s| s.seconds), Some(2));
     let comparison = request.comparison.expect("comparison");
-    assert_eq!(comparison.allowed_increase, 1.2);
-    assert_eq!(comparison.confidence, 0.98);
+    assert_eq!(comparison.allowed_increase, Some(1.2));
+    // Unset in the template, absent on the wire: the analysis service's default applies.
+    assert_eq!(comparison.confidence, None);
     assert_eq!(comparison.direction, pb::Direction::Increase as i32);
     assert!(
         request
@@ -346,26 +348,61 @@ fn a_compare_metric_is_a_compare_over_a_window_ending_now() {
 
 #[test]
 fn an_unknown_or_error_verdict_is_never_a_pass() {
-    let at = Timestamp::UNIX_EPOCH;
+    let verdict_of = |verdict: i32| {
+        evaluated(pb::EvaluateResponse {
+            verdict,
+            value: "0.01".into(),
+            ..pb::EvaluateResponse::default()
+        })
+        .phase
+    };
     for verdict in [
         pb::Verdict::Error as i32,
         pb::Verdict::Unspecified as i32,
         42,
     ] {
-        assert_eq!(
-            measurement(verdict, None, "why".into(), at, at).phase,
-            AnalysisPhase::Error
-        );
+        assert_eq!(verdict_of(verdict), AnalysisPhase::Error);
     }
     assert_eq!(
-        measurement(
-            pb::Verdict::Successful as i32,
-            Some("0.01".into()),
-            "ok".into(),
-            at,
-            at
-        )
-        .phase,
+        verdict_of(pb::Verdict::Successful as i32),
         AnalysisPhase::Successful
     );
+}
+
+#[test]
+fn a_comparison_keeps_its_statistics_as_numbers_and_leaves_out_what_was_not_computed() {
+    let answer = compared(pb::CompareResponse {
+        verdict: pb::Verdict::Failed as i32,
+        classification: pb::Classification::High as i32,
+        u_statistic: 12.0,
+        p_value: Some(0.003),
+        hodges_lehmann: 0.2,
+        interval_lower: 0.1,
+        interval_upper: f64::INFINITY,
+        effect_size: 1.5,
+        reason: "latency: High".into(),
+    });
+    assert_eq!(answer.phase, AnalysisPhase::Failed);
+    assert_eq!(answer.value.as_deref(), Some("1.5000"));
+    let comparison = answer.comparison.expect("statistics");
+    assert_eq!(comparison.classification, Some(ComparisonClass::High));
+    assert_eq!(comparison.p_value, Some(0.003));
+    assert_eq!(comparison.hodges_lehmann, Some(0.2));
+    assert_eq!(comparison.interval_upper, None, "not finite: absent");
+
+    let no_data = compared(pb::CompareResponse {
+        verdict: pb::Verdict::Inconclusive as i32,
+        classification: pb::Classification::NoData as i32,
+        u_statistic: f64::NAN,
+        p_value: None,
+        effect_size: f64::NAN,
+        ..pb::CompareResponse::default()
+    });
+    let comparison = no_data.comparison.expect("statistics");
+    assert_eq!(
+        comparison.p_value, None,
+        "a p-value not computed is absent, not 0"
+    );
+    assert_eq!(comparison.u_statistic, None);
+    assert_eq!(no_data.value, None);
 }

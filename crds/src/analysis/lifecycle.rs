@@ -40,7 +40,7 @@ pub const ERROR_RETRY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A measurement to record: which metric, and its outcome (phase Successful, Failed,
 /// Inconclusive or Error).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewMeasurement {
     /// The metric's name.
     pub metric: String,

@@ -9,12 +9,12 @@ mod template;
 
 pub use cluster::ClusterAnalysisTemplate;
 pub use run::{
-    AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, MAX_MEASUREMENTS, Measurement,
-    MetricResult, RunRevisions,
+    AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, ComparisonClass,
+    ComparisonResult, MAX_MEASUREMENTS, Measurement, MetricResult, RunRevisions,
 };
 pub use template::{
-    AnalysisTemplate, AnalysisTemplateSpec, CompareJudgement, DEFAULT_ALPHA, DEFAULT_CONFIDENCE,
-    DEFAULT_CONSECUTIVE_ERROR_LIMIT, DEFAULT_FAILURE_LIMIT, DEFAULT_INCONCLUSIVE_LIMIT, Direction,
-    MetricProvider, MetricSpec, NanStrategy, PrometheusMetric, RevisionCountQueries,
-    SequentialJudgement, SequentialMethod, TemplateArgument,
+    AnalysisTemplate, AnalysisTemplateSpec, CompareJudgement, DEFAULT_CONSECUTIVE_ERROR_LIMIT,
+    DEFAULT_FAILURE_LIMIT, DEFAULT_INCONCLUSIVE_LIMIT, Direction, MetricProvider, MetricSpec,
+    NanStrategy, PrometheusMetric, RevisionCountQueries, SequentialJudgement, SequentialMethod,
+    TemplateArgument,
 };

@@ -174,7 +174,7 @@ pub struct AnalysisRunStatus {
 }
 
 /// The measurements and verdict of one metric.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricResult {
     /// The metric's name.
@@ -219,7 +219,7 @@ pub struct MetricResult {
 }
 
 /// One measurement of a metric.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Measurement {
     /// Successful, Failed, Inconclusive or Error.
@@ -240,4 +240,57 @@ pub struct Measurement {
     /// When the measurement finished (the clock of `interval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
+
+    /// The statistics of a `compare` or `sequential` measurement, as the analysis service
+    /// computed them (absent for a `successCondition` query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<ComparisonResult>,
+}
+
+/// The statistics of a canary-against-baseline measurement. A figure that was not computed (no
+/// data, too few samples, not finite) is absent, never 0.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ComparisonResult {
+    /// How the canary compares with the baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ComparisonClass>,
+
+    /// The Mann-Whitney U statistic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u_statistic: Option<f64>,
+
+    /// The test's p-value (for a sequential test, the always-valid one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+
+    /// The Hodges-Lehmann shift, canary minus baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hodges_lehmann: Option<f64>,
+
+    /// The lower bound of the shift's confidence interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_lower: Option<f64>,
+
+    /// The upper bound of the shift's confidence interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_upper: Option<f64>,
+
+    /// The effect size: the ratio of means canary/baseline (for a sequential test, of error
+    /// rates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect_size: Option<f64>,
+}
+
+/// How a canary metric compares with its baseline.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ComparisonClass {
+    /// No meaningful difference in a bad direction.
+    Pass,
+    /// The canary is higher than the baseline.
+    High,
+    /// The canary is lower than the baseline.
+    Low,
+    /// A side had no data.
+    NoData,
 }

@@ -30,10 +30,6 @@ pub const DEFAULT_FAILURE_LIMIT: i32 = 0;
 pub const DEFAULT_INCONCLUSIVE_LIMIT: i32 = 0;
 /// The default `consecutiveErrorLimit`: the fifth error in a row makes the metric Error.
 pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
-/// The default confidence level of a `compare` judgement.
-pub const DEFAULT_CONFIDENCE: f64 = 0.98;
-/// The default false-abort rate of a `sequential` judgement.
-pub const DEFAULT_ALPHA: f64 = 0.05;
 
 /// An AnalysisTemplate describes how to judge a revision: the metrics to query, how often, and
 /// the conditions or statistics that decide.
