@@ -22,7 +22,7 @@ use rollgate_proto::v1::{
 use tonic::Status;
 
 use crate::evaluate::{range_window, template};
-use crate::judge::{Counts, Decision, ErrorRateTest, SequentialMethod, increments};
+use crate::judge::{Counts, ErrorRateTest, SequentialDecision, SequentialMethod, increments};
 use crate::prometheus::QueryResult;
 use crate::service::Analysis;
 
@@ -145,7 +145,7 @@ impl Analysis {
                 Classification::NoData,
                 "no requests on a side",
             )
-        } else if result.decision == Decision::CanaryWorse {
+        } else if result.decision == SequentialDecision::CanaryWorse {
             (
                 Verdict::Failed,
                 Classification::High,

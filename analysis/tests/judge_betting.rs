@@ -6,7 +6,7 @@
 use rand::SeedableRng;
 use rand_distr::{Beta, Binomial, Distribution};
 use rand_pcg::Pcg64;
-use rollgate_analysis::judge::{BettingConfig, BettingTest, Counts, Decision};
+use rollgate_analysis::judge::{BettingConfig, BettingTest, Counts, SequentialDecision};
 use serde_json::Value;
 
 const VECTORS: &str = include_str!("fixtures/judge/betting_vectors.json");
@@ -49,7 +49,7 @@ fn matches_the_numpy_reference() {
             );
             let worse = case["canary_worse"][t].as_bool().unwrap();
             assert_eq!(
-                result.decision == Decision::CanaryWorse,
+                result.decision == SequentialDecision::CanaryWorse,
                 worse,
                 "{name}, interval {t}"
             );
@@ -80,7 +80,7 @@ fn overdispersed_abort_rate(seed: u64, runs: usize, looks: usize, phi: f64, alph
                 baseline_errors: b,
                 baseline_requests: n as f64,
             };
-            if test.observe(counts).unwrap().decision == Decision::CanaryWorse {
+            if test.observe(counts).unwrap().decision == SequentialDecision::CanaryWorse {
                 aborts += 1;
                 break;
             }

@@ -5,7 +5,7 @@
 use rand::SeedableRng;
 use rand_distr::{Binomial, Distribution};
 use rand_pcg::Pcg64;
-use rollgate_analysis::judge::{Counts, Decision, SequentialConfig, SequentialTest};
+use rollgate_analysis::judge::{Counts, SequentialConfig, SequentialDecision, SequentialTest};
 
 /// Fraction of `runs` simulated canaries that the test aborts within `intervals` intervals.
 fn abort_rate(
@@ -35,7 +35,7 @@ fn abort_rate(
                     baseline_requests: baseline_requests as f64,
                 })
                 .unwrap();
-            if result.decision == Decision::CanaryWorse {
+            if result.decision == SequentialDecision::CanaryWorse {
                 aborts += 1;
                 break;
             }

@@ -20,12 +20,12 @@ use rollgate_crds::approval::acting::ActingPermission;
 use rollgate_crds::approval::gate::{
     ApprovalFacts, GateVerdict, IgnoredReason, assess, evaluate_gate,
 };
-use rollgate_crds::approval::{self as approval_crd, Approval as ApprovalObject, Decision};
+use rollgate_crds::approval::{self as approval_crd, Approval as ApprovalObject, ApprovalDecision};
 use rollgate_crds::requester::requester;
 use rollgate_crds::rollout::{ContainerImage, GateStatus, IgnoredApproval};
 
 use crate::context::Context;
-use crate::decide::Approval;
+use crate::decide::ApprovalGate;
 use crate::error::Error;
 use crate::events::{self, Activity, Notice};
 
@@ -46,7 +46,7 @@ pub struct Approvals {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gate {
     /// Open, waiting or rejected.
-    pub approval: Approval,
+    pub approval: ApprovalGate,
     /// For `status.gate.ignored`.
     pub ignored: Vec<IgnoredApproval>,
 }
@@ -88,7 +88,7 @@ pub async fn list(context: &Context, rollout: &Rollout) -> Result<Approvals, Err
     if let Some(requester) = requester(rollout).filter(|_| !self_approval) {
         for approval in &objects {
             let spec = &approval.spec;
-            if spec.decision != Decision::Approve || spec.approver == requester {
+            if spec.decision != ApprovalDecision::Approve || spec.approver == requester {
                 continue;
             }
             let permission = context
@@ -136,16 +136,16 @@ pub fn gate(
         .map(|ignored| ignored.to_status(requester))
         .collect();
     let approval = match evaluate_gate(&policy, &facts, revision, &digests, requester, now) {
-        GateVerdict::Open { approvers, .. } => Approval::Open { approvers },
+        GateVerdict::Open { approvers, .. } => ApprovalGate::Open { approvers },
         GateVerdict::Waiting {
             required,
             approvers,
             ..
-        } => Approval::Waiting {
+        } => ApprovalGate::Waiting {
             required,
             approvers,
         },
-        GateVerdict::Rejected { by, comment } => Approval::Rejected {
+        GateVerdict::Rejected { by, comment } => ApprovalGate::Rejected {
             by,
             reason: comment,
         },
@@ -260,7 +260,7 @@ mod tests {
         let waiting = gate(&rollout, &other, "aaaaaaaaaa", &images(), now);
         assert_eq!(
             waiting.approval,
-            Approval::Waiting {
+            ApprovalGate::Waiting {
                 required: 1,
                 approvers: Vec::new()
             }
@@ -269,7 +269,7 @@ mod tests {
         let approved = of(&[approval("aaaaaaaaaa", "alice", "Approve")]);
         assert_eq!(
             gate(&rollout, &approved, "aaaaaaaaaa", &images(), now).approval,
-            Approval::Open {
+            ApprovalGate::Open {
                 approvers: vec!["alice".into()]
             }
         );
@@ -279,7 +279,7 @@ mod tests {
         ]);
         assert_eq!(
             gate(&rollout, &rejected, "aaaaaaaaaa", &images(), now).approval,
-            Approval::Rejected {
+            ApprovalGate::Rejected {
                 by: "bob".into(),
                 reason: "looked at the dashboards".into()
             }
@@ -304,7 +304,7 @@ mod tests {
         let gated = gate(&rollout, &approvals, "aaaaaaaaaa", &images(), now);
         assert_eq!(
             gated.approval,
-            Approval::Waiting {
+            ApprovalGate::Waiting {
                 required: 1,
                 approvers: Vec::new()
             }

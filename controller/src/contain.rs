@@ -52,7 +52,7 @@ pub fn panic_message(panic: &(dyn Any + Send)) -> String {
 
 /// Reports a panic (its message, [`panic_message`]) on the Rollout it happened for, and says
 /// when to look again.
-pub async fn report(
+pub async fn report_panic(
     guarded: &DeserializeGuard<Rollout>,
     panic: String,
     context: &Context,

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::events::{self, Activity, Notice};
 
 /// Reports the unreadable Rollout behind `guarded`; `error` is what deserialising it said.
-pub async fn report(
+pub async fn skip_unreadable(
     guarded: &DeserializeGuard<Rollout>,
     error: &str,
     context: &Context,

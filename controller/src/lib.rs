@@ -1,9 +1,13 @@
-//! The rollgate controller: the Rollout reconciler (fetch, decide, apply), image verification,
-//! approval gates, the audit chain and the RolloutService gRPC server.
+//! The rollgate controller: the Rollout reconciler, image verification, approval gates, the
+//! verifiable audit log and the RolloutService gRPC server.
 //!
 //! [`decide`] is the pure heart: given a Rollout, its ReplicaSets and the results the gates
-//! report, what the world should look like next. It does no I/O and is unit-tested step by
-//! step; the reconciler fetches its inputs and applies its plan.
+//! report, what the world should look like next, and what happened ([`decide::Transition`],
+//! typed, with its actor). It does no I/O and is unit-tested step by step. [`reconcile`] runs
+//! it as a pipeline: fetch everything once, decide, apply ([`apply`], through the one write
+//! helper [`write`]), report ([`events`], [`audit`], [`metrics`]). [`settings`] and [`run`]
+//! wire the process; the process plumbing (admin server, TLS, gRPC server, shutdown, API
+//! request counting) is `rollgate-runtime`'s.
 
 pub mod acting_as;
 pub mod analysis;

@@ -51,7 +51,7 @@ pub fn build(rollout: &Rollout, revision: &str, replicas: i32) -> ReplicaSet {
 
 /// The observed state of a ReplicaSet that belongs to `rollout`, or `None` for one that does
 /// not (another owner, or no revision label).
-pub fn observe(rollout: &Rollout, replica_set: &ReplicaSet) -> Option<RevisionState> {
+pub fn revision_state(rollout: &Rollout, replica_set: &ReplicaSet) -> Option<RevisionState> {
     let owned = replica_set
         .owner_references()
         .iter()

@@ -299,7 +299,7 @@ fn result_label(outcome: &Outcome) -> &'static str {
 }
 
 /// Publishes one Event (and one structured log line) per image verdict.
-pub async fn report(recorder: &Recorder, rollout: &Rollout, verdict: &RevisionVerdict) {
+pub async fn publish_verdicts(recorder: &Recorder, rollout: &Rollout, verdict: &RevisionVerdict) {
     for image in &verdict.images {
         let fields = verdict_fields(image);
         let note = fields

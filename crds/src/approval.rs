@@ -112,7 +112,7 @@ pub struct ApprovalSpec {
     pub digests: Vec<String>,
 
     /// `Approve` or `Reject`. One valid rejection stops the gate of the revision.
-    pub decision: Decision,
+    pub decision: ApprovalDecision,
 
     /// Why; required for a rejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,7 +134,7 @@ pub struct ApprovalSpec {
 
 /// A decision on a revision.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Decision {
+pub enum ApprovalDecision {
     /// The revision may pass the gate, as far as this approver is concerned.
     Approve,
     /// The revision must not pass the gate.

@@ -59,7 +59,7 @@
 //! about 37 (six times the binomial variance); `judge_simulation` prints the figures.
 
 use super::error::JudgeError;
-use super::sequential::{Counts, Decision, SequentialResult, check};
+use super::sequential::{Counts, SequentialDecision, SequentialResult, check};
 
 /// Number of constant bets the wealth averages over.
 pub const BETS: usize = 19;
@@ -167,9 +167,9 @@ impl BettingTest {
             p_value: self.p_value,
             log_e_value: self.log_e_value,
             decision: if self.p_value <= self.config.alpha {
-                Decision::CanaryWorse
+                SequentialDecision::CanaryWorse
             } else {
-                Decision::Continue
+                SequentialDecision::Continue
             },
             intervals: self.intervals,
             totals: self.totals,
@@ -222,7 +222,7 @@ mod tests {
         let r = t.result();
         // The first +0.5 raised the wealth a little (the p-value keeps that); the rest lost.
         assert!(r.log_e_value < 0.0 && r.p_value > 0.5, "{r:?}");
-        assert_eq!(r.decision, Decision::Continue);
+        assert_eq!(r.decision, SequentialDecision::Continue);
     }
 
     #[test]
@@ -231,11 +231,11 @@ mod tests {
         let mut aborted = None;
         for i in 0..60 {
             let r = t.observe(counts(20.0, 500.0, 5.0, 500.0)).unwrap();
-            if aborted.is_none() && r.decision == Decision::CanaryWorse {
+            if aborted.is_none() && r.decision == SequentialDecision::CanaryWorse {
                 aborted = Some(i);
             }
             if aborted.is_some() {
-                assert_eq!(r.decision, Decision::CanaryWorse);
+                assert_eq!(r.decision, SequentialDecision::CanaryWorse);
             }
         }
         // g = 0.6 each interval: the best bet grows by ln(1 + 0.95·0.6) = 0.45 per interval,
@@ -246,7 +246,7 @@ mod tests {
         for _ in 0..60 {
             t.observe(counts(0.0, 500.0, 5.0, 500.0)).unwrap();
         }
-        assert_eq!(t.result().decision, Decision::CanaryWorse);
+        assert_eq!(t.result().decision, SequentialDecision::CanaryWorse);
     }
 
     #[test]

@@ -35,5 +35,7 @@ pub use counters::{Increments, increments};
 pub use error::JudgeError;
 pub use mann_whitney::{ConfidenceInterval, MannWhitney, mann_whitney};
 pub use method::{ErrorRateTest, SequentialMethod};
-pub use score::{GroupScore, Score, ScoreConfig, ScoredMetric, Verdict, score};
-pub use sequential::{Counts, Decision, SequentialConfig, SequentialResult, SequentialTest};
+pub use score::{GroupScore, Score, ScoreConfig, ScoreVerdict, ScoredMetric, score};
+pub use sequential::{
+    Counts, SequentialConfig, SequentialDecision, SequentialResult, SequentialTest,
+};

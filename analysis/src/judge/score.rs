@@ -9,15 +9,15 @@
 //!   weighs 1).
 //! - The score is forced to 0 when a critical metric fails, when at least half of the metrics
 //!   have no data, and when nothing at all could be counted: missing data is never a pass.
-//! - `score ≥ pass_threshold` → [`Verdict::Pass`], `≥ marginal_threshold` →
-//!   [`Verdict::Marginal`], else [`Verdict::Fail`].
+//! - `score ≥ pass_threshold` → [`ScoreVerdict::Pass`], `≥ marginal_threshold` →
+//!   [`ScoreVerdict::Marginal`], else [`ScoreVerdict::Fail`].
 
 use super::compare::{Classification, MetricConfig, MetricJudgement};
 use super::error::JudgeError;
 
 /// The overall verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum ScoreVerdict {
     /// Score at or above the pass threshold.
     Pass,
     /// Score between the marginal and the pass threshold.
@@ -90,7 +90,7 @@ pub struct Score {
     /// 0..100.
     pub score: f64,
     /// The verdict from the thresholds.
-    pub verdict: Verdict,
+    pub verdict: ScoreVerdict,
     /// Per-group details, in order of first appearance.
     pub groups: Vec<GroupScore>,
     /// Names of the critical metrics that failed.
@@ -211,11 +211,11 @@ pub fn score(metrics: &[ScoredMetric], config: &ScoreConfig) -> Result<Score, Ju
         )
     };
     let verdict = if value >= config.pass_threshold && value > 0.0 {
-        Verdict::Pass
+        ScoreVerdict::Pass
     } else if value >= config.marginal_threshold && value > 0.0 {
-        Verdict::Marginal
+        ScoreVerdict::Marginal
     } else {
-        Verdict::Fail
+        ScoreVerdict::Fail
     };
     Ok(Score {
         score: value,
@@ -261,7 +261,7 @@ mod tests {
             judged("b", "g", Classification::Pass),
         ];
         let s = score(&metrics, &ScoreConfig::default()).unwrap();
-        assert_eq!((s.score, s.verdict), (100.0, Verdict::Pass));
+        assert_eq!((s.score, s.verdict), (100.0, ScoreVerdict::Pass));
     }
 
     #[test]
@@ -281,12 +281,15 @@ mod tests {
         let s = score(&metrics, &config).unwrap();
         // (1·50 + 3·75) / 4 = 68.75
         assert!((s.score - 68.75).abs() < 1e-12);
-        assert_eq!(s.verdict, Verdict::Fail);
+        assert_eq!(s.verdict, ScoreVerdict::Fail);
         let config = ScoreConfig {
             marginal_threshold: 60.0,
             ..config
         };
-        assert_eq!(score(&metrics, &config).unwrap().verdict, Verdict::Marginal);
+        assert_eq!(
+            score(&metrics, &config).unwrap().verdict,
+            ScoreVerdict::Marginal
+        );
     }
 
     #[test]
@@ -307,11 +310,11 @@ mod tests {
         // Half without data forces 0.
         metrics.push(judged("d", "g", Classification::NoData));
         let s = score(&metrics, &ScoreConfig::default()).unwrap();
-        assert_eq!((s.score, s.verdict), (0.0, Verdict::Fail));
+        assert_eq!((s.score, s.verdict), (0.0, ScoreVerdict::Fail));
         assert!(s.reason.contains("no data"));
         // Nothing at all is never a pass.
         let s = score(&[], &ScoreConfig::default()).unwrap();
-        assert_eq!(s.verdict, Verdict::Fail);
+        assert_eq!(s.verdict, ScoreVerdict::Fail);
     }
 
     #[test]
@@ -322,7 +325,7 @@ mod tests {
         ];
         metrics[1].judgement.failed_critical = true;
         let s = score(&metrics, &ScoreConfig::default()).unwrap();
-        assert_eq!((s.score, s.verdict), (0.0, Verdict::Fail));
+        assert_eq!((s.score, s.verdict), (0.0, ScoreVerdict::Fail));
         assert_eq!(s.failed_critical, vec!["b".to_owned()]);
     }
 

@@ -33,7 +33,7 @@
 //! # Use
 //! Feed per-interval increments with [`SequentialTest::observe`] or running totals with
 //! [`SequentialTest::observe_cumulative`]; both return the current [`SequentialResult`].
-//! Once [`Decision::CanaryWorse`] is reached it stays (the p-value never increases).
+//! Once [`SequentialDecision::CanaryWorse`] is reached it stays (the p-value never increases).
 
 use super::error::JudgeError;
 
@@ -79,7 +79,7 @@ impl Default for SequentialConfig {
 
 /// What to do after an observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub enum SequentialDecision {
     /// Not enough evidence yet that the canary is worse.
     Continue,
     /// The canary's error rate is worse than the baseline's at level `alpha`: abort.
@@ -94,7 +94,7 @@ pub struct SequentialResult {
     /// Natural log of the mixture likelihood ratio `M_t` (the e-value) now.
     pub log_e_value: f64,
     /// The decision at the configured `alpha`.
-    pub decision: Decision,
+    pub decision: SequentialDecision,
     /// Number of intervals observed.
     pub intervals: u64,
     /// Running totals of what was observed.
@@ -303,9 +303,9 @@ impl SequentialTest {
             p_value: self.p_value,
             log_e_value: self.log_e_value,
             decision: if self.p_value <= self.config.alpha {
-                Decision::CanaryWorse
+                SequentialDecision::CanaryWorse
             } else {
-                Decision::Continue
+                SequentialDecision::Continue
             },
             intervals: self.intervals,
             totals: self.totals,
@@ -333,7 +333,7 @@ mod tests {
         for _ in 0..100 {
             let r = test.observe(counts(0.0, 1000.0, 0.0, 1000.0)).unwrap();
             assert_eq!(r.p_value, 1.0);
-            assert_eq!(r.decision, Decision::Continue);
+            assert_eq!(r.decision, SequentialDecision::Continue);
         }
         assert!(test.result().rate_ratio.is_nan());
         // Empty intervals are fine too.
@@ -346,11 +346,11 @@ mod tests {
         let mut aborted_at = None;
         for i in 0..50 {
             let r = test.observe(counts(30.0, 1000.0, 10.0, 1000.0)).unwrap();
-            if r.decision == Decision::CanaryWorse && aborted_at.is_none() {
+            if r.decision == SequentialDecision::CanaryWorse && aborted_at.is_none() {
                 aborted_at = Some(i);
             }
             if aborted_at.is_some() {
-                assert_eq!(r.decision, Decision::CanaryWorse);
+                assert_eq!(r.decision, SequentialDecision::CanaryWorse);
             }
         }
         assert!(aborted_at.unwrap() < 5, "{aborted_at:?}");
@@ -362,7 +362,7 @@ mod tests {
         let mut test = SequentialTest::new(SequentialConfig::default()).unwrap();
         for _ in 0..200 {
             let r = test.observe(counts(2.0, 1000.0, 20.0, 1000.0)).unwrap();
-            assert_eq!(r.decision, Decision::Continue);
+            assert_eq!(r.decision, SequentialDecision::Continue);
         }
         assert!(test.result().log_e_value < 0.0);
     }
@@ -374,7 +374,7 @@ mod tests {
         for _ in 0..500 {
             test.observe(counts(1.0, 100.0, 9.0, 900.0)).unwrap();
         }
-        assert_eq!(test.result().decision, Decision::Continue);
+        assert_eq!(test.result().decision, SequentialDecision::Continue);
         assert!((test.result().rate_ratio - 1.0).abs() < 1e-9);
     }
 
@@ -439,6 +439,6 @@ mod tests {
         let r = test.observe(counts(2e12, 1e15, 1e12, 1e15)).unwrap();
         assert!(r.log_e_value.is_finite() && r.log_e_value > 1e9);
         assert_eq!(r.p_value, 0.0);
-        assert_eq!(r.decision, Decision::CanaryWorse);
+        assert_eq!(r.decision, SequentialDecision::CanaryWorse);
     }
 }

@@ -29,7 +29,7 @@
 use rand::SeedableRng;
 use rand_distr::{Beta, Binomial, Distribution, Normal as Gaussian};
 use rand_pcg::Pcg64;
-use rollgate_analysis::judge::{Counts, Decision, ErrorRateTest, SequentialMethod};
+use rollgate_analysis::judge::{Counts, ErrorRateTest, SequentialDecision, SequentialMethod};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 const BASE_RATE: f64 = 0.01;
@@ -188,7 +188,7 @@ fn simulate(rng: &mut Pcg64, scenario: &Scenario, ratio: f64, fixed: &Fixed) -> 
         };
         for (test, stop) in [(&mut betting, &mut run.betting), (&mut sprt, &mut run.sprt)] {
             if stop.is_none()
-                && test.observe(counts).expect("valid").decision == Decision::CanaryWorse
+                && test.observe(counts).expect("valid").decision == SequentialDecision::CanaryWorse
             {
                 *stop = Some(interval);
             }

@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use kube::Api;
 use kube::api::PostParams;
 use rollgate_crds::Approval;
-use rollgate_crds::approval::{Decision, DecisionTarget, approval_request, decision_target};
+use rollgate_crds::approval::{
+    ApprovalDecision, DecisionTarget, approval_request, decision_target,
+};
 
 use crate::connect::{Connection, whoami};
 
@@ -29,9 +31,9 @@ pub async fn run(
     }
     let identity = whoami(&connection.client).await?;
     let decision = if approve {
-        Decision::Approve
+        ApprovalDecision::Approve
     } else {
-        Decision::Reject
+        ApprovalDecision::Reject
     };
     let approval = approval_request(
         name,

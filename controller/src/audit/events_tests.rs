@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::audit_events;
 use crate::decide::tests::{World, rollout};
-use crate::decide::{AnalysisKey, AnalysisOutcome, Approval};
+use crate::decide::{AnalysisKey, AnalysisOutcome, ApprovalGate};
 
 /// Steps the world until it settles; returns every audit event, in order.
 fn settle(world: &mut World) -> Vec<AuditEvent> {
@@ -92,14 +92,14 @@ fn a_canary_records_its_requester_steps_verdict_approvals_and_completion() {
     );
     assert_eq!(analysed[0].reason.as_deref(), Some("AnalysisSuccessful"));
 
-    world.gates.approval = Approval::Waiting {
+    world.gates.approval = ApprovalGate::Waiting {
         required: 2,
         approvers: vec!["erin".into()],
     };
     let first = settle(&mut world);
     assert_eq!(kinds(&first), [(AuditEventKind::Approval, "erin")]);
 
-    world.gates.approval = Approval::Open {
+    world.gates.approval = ApprovalGate::Open {
         approvers: vec!["erin".into(), "frank".into()],
     };
     let opened = settle(&mut world);
@@ -192,7 +192,7 @@ fn people_s_actions_and_rejections_name_the_person() {
 
     world.set_analysis(AnalysisKey::Step(1), AnalysisOutcome::Successful);
     settle(&mut world);
-    world.gates.approval = Approval::Rejected {
+    world.gates.approval = ApprovalGate::Rejected {
         by: "ivan".into(),
         reason: "not on a Friday".into(),
     };

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rollgate_crds::rollout::{BlueGreenStrategy, RolloutPhase, UserActionKind, condition_types};
 
 use super::TransitionKind;
-use super::decision::{Decision, Verdict, first_revision_held};
+use super::decision::{Decision, VerificationGate, first_revision_held};
 use super::{
     AnalysisKey, AnalysisOutcome, Observed, Plan, ReplicaSetPlan, ServicePlan, revision_state,
 };
@@ -35,7 +35,7 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
     if stable.as_deref() == Some(target) {
         return promoted(decision, &strategy);
     }
-    if let Verdict::Held = decision.verification() {
+    if let VerificationGate::Held = decision.verification() {
         let stable_plan = stable.map(|revision| ReplicaSetPlan {
             revision,
             replicas: desired,

@@ -10,7 +10,7 @@ use rollgate_crds::rollout::{
 
 use super::TransitionKind;
 use super::canary_traffic::{route, routed_weight, scale, services};
-use super::decision::{Decision, Verdict, first_revision_held};
+use super::decision::{Decision, VerificationGate, first_revision_held};
 use super::{AnalysisKey, AnalysisOutcome, Observed, Plan, ReplicaSetPlan, finish, revision_state};
 
 /// Decides the next state of a canary Rollout.
@@ -30,7 +30,7 @@ pub(super) fn decide(observed: &Observed<'_>) -> Plan {
     if stable.as_deref() == Some(target) {
         return promoted(decision, &canary);
     }
-    if let Verdict::Held = decision.verification() {
+    if let VerificationGate::Held = decision.verification() {
         let stable_plan = stable.map(|stable| ReplicaSetPlan {
             revision: stable,
             replicas: observed.rollout.spec.desired_replicas(),

@@ -18,7 +18,7 @@ use super::{
 };
 
 /// The verdict of verification, as a decision sees it.
-pub enum Verdict {
+pub enum VerificationGate {
     /// Go on.
     Passed,
     /// Hold the stable revision; the reason is in status.

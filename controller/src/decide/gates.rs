@@ -4,18 +4,18 @@
 
 use rollgate_crds::rollout::{GateStatus, RolloutPhase, condition_types};
 
-use super::decision::{Decision, Verdict};
-use super::{Approval, TransitionKind, Verification};
+use super::decision::{Decision, VerificationGate};
+use super::{ApprovalGate, TransitionKind, Verification};
 
 impl Decision<'_, '_> {
     /// Applies the verification verdict to status: Verified condition, and Degraded when
     /// refused.
-    pub fn verification(&mut self) -> Verdict {
+    pub fn verification(&mut self) -> VerificationGate {
         match &self.observed.gates.verification {
             Verification::Passed { reason, message } => {
                 let (reason, message) = (reason.clone(), message.clone());
                 self.condition(condition_types::VERIFIED, true, &reason, message);
-                Verdict::Passed
+                VerificationGate::Passed
             }
             Verification::Refused(reason) => {
                 let reason = reason.clone();
@@ -29,7 +29,7 @@ impl Decision<'_, '_> {
                     reason.clone(),
                 );
                 self.phase(RolloutPhase::Degraded, reason);
-                Verdict::Held
+                VerificationGate::Held
             }
             Verification::Pending => {
                 self.condition(
@@ -39,7 +39,7 @@ impl Decision<'_, '_> {
                     "verifying image signatures",
                 );
                 self.phase(RolloutPhase::Progressing, "verifying image signatures");
-                Verdict::Held
+                VerificationGate::Held
             }
         }
     }
@@ -51,7 +51,7 @@ impl Decision<'_, '_> {
         let revision = self.observed.desired_revision.to_owned();
         let count = |approvers: &[String]| i32::try_from(approvers.len()).unwrap_or(i32::MAX);
         match self.observed.gates.approval.clone() {
-            Approval::Open { approvers } => {
+            ApprovalGate::Open { approvers } => {
                 let message = format!("{what}: approved by {}", approvers.join(", "));
                 self.condition(condition_types::APPROVED, true, "Approved", message);
                 let received = count(&approvers);
@@ -65,7 +65,7 @@ impl Decision<'_, '_> {
                 });
                 true
             }
-            Approval::Waiting {
+            ApprovalGate::Waiting {
                 required,
                 approvers,
             } => {
@@ -88,7 +88,7 @@ impl Decision<'_, '_> {
                 self.phase(RolloutPhase::AwaitingApproval, message);
                 false
             }
-            Approval::Rejected { by, reason } => {
+            ApprovalGate::Rejected { by, reason } => {
                 let message = format!("{what}: rejected by {by}: {reason}");
                 self.condition(
                     condition_types::APPROVED,

@@ -77,7 +77,7 @@ pub enum Verification {
 
 /// The state of the approval gate for the desired revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Approval {
+pub enum ApprovalGate {
     /// Enough valid approvals.
     Open {
         /// Who approved.
@@ -136,7 +136,7 @@ pub struct GateInputs {
     /// Image verification.
     pub verification: Verification,
     /// The approval gate.
-    pub approval: Approval,
+    pub approval: ApprovalGate,
     /// Approvals of the desired revision that did not count, and why (`status.gate.ignored`).
     pub approval_ignored: Vec<IgnoredApproval>,
     /// Analyses that have a result or are running; absent means not started.

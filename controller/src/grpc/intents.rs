@@ -5,7 +5,7 @@
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
-use rollgate_crds::approval::{Decision, approval_request, decision_target};
+use rollgate_crds::approval::{ApprovalDecision, approval_request, decision_target};
 use rollgate_crds::rollout::intents::{ActionTarget, action_id, user_action_patch};
 use rollgate_crds::rollout::{RolloutPhase, RolloutStatus, UserActionKind};
 use rollgate_crds::{Approval, Rollout};
@@ -95,12 +95,12 @@ pub async fn request_action(
 }
 
 /// Creates the caller's Approval (or rejection) of `revision`, impersonating the caller.
-pub async fn decide(
+pub async fn record_decision(
     client: &kube::Client,
     caller: &Caller,
     (namespace, name): (&str, &str),
     revision: &str,
-    decision: Decision,
+    decision: ApprovalDecision,
     comment: Option<String>,
 ) -> Result<v1::ApprovalResponse, Status> {
     let api = Api::<Rollout>::namespaced(client.clone(), namespace);
@@ -108,7 +108,7 @@ pub async fn decide(
         .await?
         .status
         .unwrap_or_default();
-    let verb = if decision == Decision::Approve {
+    let verb = if decision == ApprovalDecision::Approve {
         "approve"
     } else {
         "reject"

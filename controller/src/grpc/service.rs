@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rollgate_crds::approval::Decision;
+use rollgate_crds::approval::ApprovalDecision;
 use rollgate_crds::rollout::UserActionKind;
 use rollgate_proto::v1::{self, rollout_service_server::RolloutService};
 use tonic::{Request, Response, Status};
@@ -13,7 +13,7 @@ use super::audit;
 use super::auth::{Access, Authenticator, Caller};
 use super::errors::{required, rollout_not_found, rollout_ref};
 use super::hub::{Entry, Hub};
-use super::intents::{decide, request_action};
+use super::intents::{record_decision, request_action};
 use super::limits::StreamLimiter;
 use super::selector;
 use super::watch::{self, EventStream, Scope};
@@ -93,13 +93,13 @@ impl Rollouts {
         caller: Arc<Caller>,
         rollout: Option<v1::RolloutRef>,
         revision: String,
-        decision: Decision,
+        decision: ApprovalDecision,
         comment: String,
     ) -> Result<Response<v1::ApprovalResponse>, Status> {
         let (namespace, name) = rollout_ref(rollout.as_ref())?;
         let revision = required("revision", &revision)?;
         let comment = Some(comment).filter(|comment| !comment.trim().is_empty());
-        if decision == Decision::Reject && comment.is_none() {
+        if decision == ApprovalDecision::Reject && comment.is_none() {
             return Err(Status::invalid_argument(
                 "comment: required for a rejection (say why)",
             ));
@@ -112,7 +112,7 @@ impl Rollouts {
             name: "",
         };
         self.auth.authorize(&caller, &access).await?;
-        let response = decide(
+        let response = record_decision(
             &self.client,
             &caller,
             (namespace, name),
@@ -238,8 +238,14 @@ impl RolloutService for Rollouts {
             revision,
             comment,
         } = request.into_inner();
-        self.decision(caller, rollout, revision, Decision::Approve, comment)
-            .await
+        self.decision(
+            caller,
+            rollout,
+            revision,
+            ApprovalDecision::Approve,
+            comment,
+        )
+        .await
     }
 
     async fn reject(
@@ -252,7 +258,7 @@ impl RolloutService for Rollouts {
             revision,
             comment,
         } = request.into_inner();
-        self.decision(caller, rollout, revision, Decision::Reject, comment)
+        self.decision(caller, rollout, revision, ApprovalDecision::Reject, comment)
             .await
     }
 

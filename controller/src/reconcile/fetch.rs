@@ -63,7 +63,7 @@ pub async fn fetch(context: &Context, rollout: Rollout) -> Result<Fetched, Error
         .await?
         .items
         .iter()
-        .filter_map(|rs| replicaset::observe(&rollout, rs))
+        .filter_map(|rs| replicaset::revision_state(&rollout, rs))
         .collect();
     let runs = if runner::uses_analysis(&rollout) {
         runner::list(&context.client, &rollout).await?

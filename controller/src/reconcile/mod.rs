@@ -46,7 +46,7 @@ pub async fn reconcile(
         Ok(result) => return result,
         Err(panic) => crate::contain::panic_message(panic.as_ref()),
     };
-    Ok(crate::contain::report(&guarded, panic, &context).await)
+    Ok(crate::contain::report_panic(&guarded, panic, &context).await)
 }
 
 /// Reconciles one Rollout: fetch, decide, apply, report. A Rollout that cannot be read as a
@@ -59,7 +59,7 @@ async fn reconcile_rollout(
     context.metrics.reconciles.inc();
     let rollout = match &guarded.0 {
         Ok(rollout) => rollout.clone(),
-        Err(invalid) => return invalid::report(&guarded, &invalid.error, &context).await,
+        Err(invalid) => return invalid::skip_unreadable(&guarded, &invalid.error, &context).await,
     };
     crate::contain::fault_injection(&rollout);
     let rollout = fetch::fresh(&context, rollout).await?;

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::fetch::Fetched;
 use crate::analysis::observe;
 use crate::approvals;
-use crate::decide::{Approval, GateInputs, Observed, Plan, actions, decide};
+use crate::decide::{ApprovalGate, GateInputs, Observed, Plan, actions, decide};
 
 /// What the gates report for the desired revision and the attempt the decision is at.
 pub fn gate_inputs(fetched: &Fetched, now: Timestamp) -> GateInputs {
@@ -30,7 +30,7 @@ pub fn gate_inputs(fetched: &Fetched, now: Timestamp) -> GateInputs {
             .approval
             .as_ref()
             .map_or(1, |policy| policy.required_approvals());
-        let waiting = Approval::Waiting {
+        let waiting = ApprovalGate::Waiting {
             required,
             approvers: Vec::new(),
         };

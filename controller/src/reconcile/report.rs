@@ -60,7 +60,7 @@ pub async fn report(
     if let Some(verified) = &fetched.verified
         && verification_changed(old, plan)
     {
-        verification::report(&context.recorder, rollout, &verified.verdict).await;
+        verification::publish_verdicts(&context.recorder, rollout, &verified.verdict).await;
     }
     record_metrics(context, rollout, plan);
     flushed

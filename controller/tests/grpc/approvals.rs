@@ -5,7 +5,7 @@
 use kube::Api;
 use kube::api::ListParams;
 use rollgate_crds::Approval;
-use rollgate_crds::approval::Decision;
+use rollgate_crds::approval::ApprovalDecision;
 use rollgate_crds::names::{APPROVAL_REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_proto::v1::{ApproveRequest, RejectRequest};
 use rollgate_testsupport::identity::{grant, rollgate_rule, service_account, wait_until_allowed};
@@ -89,7 +89,7 @@ async fn approve_and_reject_create_the_callers_own_approval_at_a_gate() -> anyho
     let stored = approvals.get(&approved.approval).await?;
     assert!(approved.approval.starts_with(&format!("web-{REVISION}-")));
     assert_eq!(stored.spec.approver, approver.username);
-    assert_eq!(stored.spec.decision, Decision::Approve);
+    assert_eq!(stored.spec.decision, ApprovalDecision::Approve);
     assert_eq!(stored.spec.comment.as_deref(), Some("looks good"));
     assert_eq!(stored.spec.digests, [format!("sha256:{}", "1".repeat(64))]);
     assert_eq!(stored.spec.approver_groups, approver.groups());
@@ -116,7 +116,7 @@ async fn approve_and_reject_create_the_callers_own_approval_at_a_gate() -> anyho
         .await?
         .into_inner();
     let stored = approvals.get(&rejected.approval).await?;
-    assert_eq!(stored.spec.decision, Decision::Reject);
+    assert_eq!(stored.spec.decision, ApprovalDecision::Reject);
     assert_eq!(stored.spec.approver, approver.username);
     let all = approvals
         .list(&ListParams::default().labels("rollgate.io/rollout=web"))

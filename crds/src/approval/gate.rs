@@ -43,7 +43,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::acting::ActingPermission;
-use super::{Approval, Decision};
+use super::{Approval, ApprovalDecision};
 use crate::duration::parse_duration;
 use crate::rollout::{ApprovalPolicy, GateStatus, IgnoredApproval};
 
@@ -61,7 +61,7 @@ pub struct ApprovalFacts {
     /// The image digests decided on.
     pub digests: Vec<String>,
     /// Approve or reject.
-    pub decision: Decision,
+    pub decision: ApprovalDecision,
     /// Why.
     pub comment: Option<String>,
     /// When the API server stored the Approval.
@@ -251,7 +251,7 @@ pub fn assess(
             Some(IgnoredReason::OtherDigests)
         } else if !allowed(policy, facts) {
             Some(IgnoredReason::NotAllowed)
-        } else if facts.decision == Decision::Reject {
+        } else if facts.decision == ApprovalDecision::Reject {
             result.rejections.push(facts.clone());
             continue;
         } else if expired(lifetime, facts.created, now) {

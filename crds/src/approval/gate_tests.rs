@@ -24,7 +24,7 @@ fn approve(name: &str, approver: &str, created: i64) -> ApprovalFacts {
         groups: Vec::new(),
         revision: REV.to_owned(),
         digests: digests(),
-        decision: Decision::Approve,
+        decision: ApprovalDecision::Approve,
         comment: None,
         created: at(created),
         acts_as_requester: None,
@@ -33,7 +33,7 @@ fn approve(name: &str, approver: &str, created: i64) -> ApprovalFacts {
 
 fn reject(name: &str, approver: &str, created: i64, comment: &str) -> ApprovalFacts {
     ApprovalFacts {
-        decision: Decision::Reject,
+        decision: ApprovalDecision::Reject,
         comment: Some(comment.to_owned()),
         ..approve(name, approver, created)
     }
@@ -376,7 +376,7 @@ fn facts_come_from_a_stored_approval_only() {
         rollout: "web".into(),
         revision: REV.into(),
         digests: digests(),
-        decision: Decision::Approve,
+        decision: ApprovalDecision::Approve,
         comment: None,
         approver: "alice".into(),
         approver_groups: vec!["sre".into()],

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Approval, ApprovalSpec, Decision, digests_of};
+use super::{Approval, ApprovalDecision, ApprovalSpec, digests_of};
 use crate::audit::is_label_value;
 use crate::names::{APPROVAL_REVISION_LABEL, ROLLOUT_LABEL};
 use crate::rollout::RolloutStatus;
@@ -59,7 +59,7 @@ pub fn decision_target(name: &str, status: &RolloutStatus) -> Result<DecisionTar
 pub fn approval_request(
     rollout: &str,
     target: &DecisionTarget,
-    decision: Decision,
+    decision: ApprovalDecision,
     comment: Option<String>,
     approver: &str,
     groups: &[String],
@@ -125,7 +125,14 @@ mod tests {
     fn the_request_has_a_generated_name_labels_and_the_identity() {
         let target = decision_target("web", &status()).unwrap();
         let groups: Vec<String> = (0..150).map(|i| format!("g{i}")).collect();
-        let approval = approval_request("web", &target, Decision::Approve, None, "alice", &groups);
+        let approval = approval_request(
+            "web",
+            &target,
+            ApprovalDecision::Approve,
+            None,
+            "alice",
+            &groups,
+        );
         assert_eq!(approval.metadata.name, None);
         assert_eq!(
             approval.metadata.generate_name.as_deref(),
@@ -137,7 +144,7 @@ mod tests {
         assert_eq!(approval.spec.approver, "alice");
         assert_eq!(approval.spec.approver_groups.len(), MAX_GROUPS);
         let long = "x".repeat(70);
-        let unlabelled = approval_request(&long, &target, Decision::Reject, None, "a", &[]);
+        let unlabelled = approval_request(&long, &target, ApprovalDecision::Reject, None, "a", &[]);
         assert!(
             !unlabelled
                 .metadata

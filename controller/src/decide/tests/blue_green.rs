@@ -2,7 +2,7 @@ use rollgate_crds::rollout::{RolloutPhase, UserActionKind};
 use serde_json::json;
 
 use super::{World, pair, rollout};
-use crate::decide::{AnalysisKey, AnalysisOutcome, Approval, TransitionKind};
+use crate::decide::{AnalysisKey, AnalysisOutcome, ApprovalGate, TransitionKind};
 
 fn blue_green(extra: serde_json::Value) -> World {
     let mut strategy = json!({"activeService": "web", "previewService": "web-preview",
@@ -42,7 +42,7 @@ fn preview_then_approval_then_switch_then_delayed_scale_down() {
         "autoPromotion is off by default"
     );
 
-    world.gates.approval = Approval::Open {
+    world.gates.approval = ApprovalGate::Open {
         approvers: vec!["carol".into()],
     };
     let reasons = world.settle();

@@ -2,7 +2,7 @@ use rollgate_crds::rollout::{RolloutPhase, UserActionKind};
 use serde_json::json;
 
 use super::{World, pair, rollout};
-use crate::decide::{AnalysisKey, AnalysisOutcome, Approval, TransitionKind, Verification};
+use crate::decide::{AnalysisKey, AnalysisOutcome, ApprovalGate, TransitionKind, Verification};
 
 fn four_step_canary(routed: bool) -> World {
     let mut canary = json!({
@@ -163,7 +163,7 @@ fn gated(step: serde_json::Value) -> World {
 fn an_approval_step_waits_for_the_gate_and_a_rejection_holds_it() {
     let mut world = gated(json!({"approval": {}}));
     world.deploy("v2");
-    world.gates.approval = Approval::Waiting {
+    world.gates.approval = ApprovalGate::Waiting {
         required: 2,
         approvers: vec!["bob".into()],
     };
@@ -180,7 +180,7 @@ fn an_approval_step_waits_for_the_gate_and_a_rejection_holds_it() {
     world.settle();
     assert_eq!(world.phase(), RolloutPhase::AwaitingApproval);
 
-    world.gates.approval = Approval::Rejected {
+    world.gates.approval = ApprovalGate::Rejected {
         by: "carol".into(),
         reason: "not on a Friday".into(),
     };
@@ -202,7 +202,7 @@ fn an_approval_step_waits_for_the_gate_and_a_rejection_holds_it() {
             .contains("not on a Friday")
     );
 
-    world.gates.approval = Approval::Open {
+    world.gates.approval = ApprovalGate::Open {
         approvers: vec!["bob".into(), "dave".into()],
     };
     world.settle();
@@ -526,7 +526,7 @@ fn the_first_revision_waits_for_its_gate_with_no_pods() {
         "{:?}",
         world.scale()
     );
-    world.gates.approval = Approval::Open {
+    world.gates.approval = ApprovalGate::Open {
         approvers: vec!["erin".into()],
     };
     world.settle();

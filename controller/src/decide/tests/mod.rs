@@ -13,7 +13,7 @@ use rollgate_crds::rollout::{ContainerImage, RolloutPhase, UserAction, UserActio
 use serde_json::{Value, json};
 
 use super::{
-    AnalysisKey, AnalysisOutcome, Approval, GateInputs, Observed, Plan, RevisionState,
+    AnalysisKey, AnalysisOutcome, ApprovalGate, GateInputs, Observed, Plan, RevisionState,
     TransitionKind, Verification, decide,
 };
 
@@ -58,7 +58,7 @@ impl World {
                     reason: "Verified".into(),
                     message: "verified by ImagePolicy test".into(),
                 },
-                approval: Approval::Waiting {
+                approval: ApprovalGate::Waiting {
                     required: 1,
                     approvers: Vec::new(),
                 },
@@ -71,11 +71,11 @@ impl World {
             actions: 0,
         };
         // The first revision passes its gate when the strategy has one.
-        world.gates.approval = Approval::Open {
+        world.gates.approval = ApprovalGate::Open {
             approvers: vec!["first-approver".into()],
         };
         world.settle();
-        world.gates.approval = Approval::Waiting {
+        world.gates.approval = ApprovalGate::Waiting {
             required: 1,
             approvers: Vec::new(),
         };
@@ -86,7 +86,7 @@ impl World {
     /// Changes the template: a new revision.
     pub fn deploy(&mut self, revision: &str) {
         self.revision = revision.into();
-        self.gates.approval = Approval::Waiting {
+        self.gates.approval = ApprovalGate::Waiting {
             required: 1,
             approvers: Vec::new(),
         };

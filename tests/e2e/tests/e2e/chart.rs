@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use rollgate_crds::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate};
-use rollgate_crds::approval::{Decision, approval_request, decision_target};
+use rollgate_crds::approval::{ApprovalDecision, approval_request, decision_target};
 use rollgate_crds::rollout::intents::{ActionTarget, action_id, user_action_patch};
 use rollgate_crds::rollout::{RolloutPhase, UserActionKind};
 use rollgate_crds::{Approval, Rollout};
@@ -696,7 +696,7 @@ async fn a_viewer_can_neither_approve_nor_abort_and_an_approver_cannot_abort() -
     let approval = approval_request(
         "web",
         &target,
-        Decision::Approve,
+        ApprovalDecision::Approve,
         None,
         &viewer.username,
         &groups,
@@ -757,7 +757,7 @@ async fn a_viewer_can_neither_approve_nor_abort_and_an_approver_cannot_abort() -
     let approval = approval_request(
         "web",
         &target,
-        Decision::Approve,
+        ApprovalDecision::Approve,
         None,
         &approver.username,
         &approver.groups(),

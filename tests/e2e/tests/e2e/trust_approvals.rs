@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use rollgate_crds::approval::{Decision, approval_request, decision_target};
+use rollgate_crds::approval::{ApprovalDecision, approval_request, decision_target};
 use rollgate_crds::requester::requester;
 use rollgate_crds::rollout::RolloutPhase;
 use rollgate_crds::{Approval, Rollout};
@@ -172,7 +172,7 @@ async fn an_approver_who_can_impersonate_the_requesting_service_account_does_not
     let request = approval_request(
         "web",
         &target,
-        Decision::Approve,
+        ApprovalDecision::Approve,
         Some("looks good".into()),
         &eve.username,
         &[],
