@@ -44,6 +44,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
@@ -374,7 +375,30 @@ impl AuditLog {
     }
 }
 
-/// The wait before retry `failures` (1 s, doubling, at most a minute).
+/// The wait before retry `failures` (1 s, doubling, at most a minute), from backon's
+/// exponential schedule.
 fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+    const MAX: Duration = Duration::from_secs(60);
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(MAX)
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+        // Past 2^6 s the schedule is at its cap: no need to walk it further.
+        .nth(failures.min(8) as usize)
+        .unwrap_or(MAX)
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_wait_doubles_from_a_second_up_to_a_minute() {
+        let waits: Vec<u64> = [0, 1, 2, 5, 6, 40, u32::MAX]
+            .map(|failures| backoff(failures).as_secs())
+            .to_vec();
+        assert_eq!(waits, [1, 2, 4, 32, 60, 60, 60]);
+    }
 }

@@ -195,6 +195,19 @@ fn plan_for(web: &rollgate_crds::Rollout) -> Plan {
     }
 }
 
+/// Applies [`plan_for`] a `web` Rollout through `client`, then waits until the fake API server
+/// has recorded every request.
+async fn apply_plan_for_web(client: kube::Client, server: tokio::task::JoinHandle<()>) -> Applied {
+    let written = crate::freshness::WrittenStatuses::default();
+    let web = rollout(json!({"canary": {"steps": [{"setWeight": 50}]}}), 2);
+    let applied = apply(&client, &written, &web, &plan_for(&web), &[])
+        .await
+        .expect("applied");
+    drop(client);
+    server.await.unwrap();
+    applied
+}
+
 #[tokio::test]
 async fn apply_holds_a_plan_whose_service_is_missing_and_writes_only_the_reason() {
     let (client, received, server) = fake_api_server(|method, path| {
@@ -207,13 +220,7 @@ async fn apply_holds_a_plan_whose_service_is_missing_and_writes_only_the_reason(
             not_found()
         }
     });
-    let written = crate::freshness::WrittenStatuses::default();
-    let web = rollout(json!({"canary": {"steps": [{"setWeight": 50}]}}), 2);
-    let applied = apply(&client, &written, &web, &plan_for(&web), &[])
-        .await
-        .expect("applied");
-    drop(client);
-    server.await.unwrap();
+    let applied = apply_plan_for_web(client, server).await;
 
     assert!(
         matches!(&applied, Applied::Held(reason) if reason.contains("web-stable")),
@@ -263,13 +270,7 @@ async fn apply_moves_traffic_before_it_scales_and_writes_status_last() {
         ),
         _ => not_found(),
     });
-    let written = crate::freshness::WrittenStatuses::default();
-    let web = rollout(json!({"canary": {"steps": [{"setWeight": 50}]}}), 2);
-    let applied = apply(&client, &written, &web, &plan_for(&web), &[])
-        .await
-        .expect("applied");
-    drop(client);
-    server.await.unwrap();
+    let applied = apply_plan_for_web(client, server).await;
 
     assert_eq!(applied, Applied::Complete);
     let received = received.lock().unwrap().clone();
