@@ -26,7 +26,9 @@ use rollgate_testsupport::{
 };
 use serde_json::{Value, json};
 
-use crate::rollouts::{DIGEST_V1, DIGEST_V2, healthy, in_phase, set_digest, wait_for};
+use crate::rollouts::{
+    DIGEST_V1, DIGEST_V2, healthy, in_phase, set_digest, wait_for, wait_for_within,
+};
 
 /// Time between measurements.
 const INTERVAL: &str = "2s";
@@ -228,7 +230,18 @@ async fn the_betting_test_aborts_a_bad_canary_and_passes_a_noisy_healthy_one() -
     assert_eq!(abort.by, "analysis", "{}", abort.reason);
 
     let v2 = revision_hash(&rollout("betting-noisy", DIGEST_V2)?.spec.template)?;
-    let promoted = wait_for(&rollouts, "betting-noisy", "v2 Healthy", healthy(Some(v2))).await;
+    // The noisy canary's analysis runs all its COUNT measurements INTERVAL apart before the
+    // rollout goes on; on a busy machine measurements and pods come late, so the wait allows
+    // the whole analysis again on top of its own length.
+    let analysis = rollgate_crds::duration::parse_duration(INTERVAL)? * u32::try_from(COUNT)?;
+    let promoted = wait_for_within(
+        &rollouts,
+        "betting-noisy",
+        "v2 Healthy",
+        healthy(Some(v2)),
+        analysis * 2 + Duration::from_secs(60),
+    )
+    .await;
     drop(jitter);
     canary_load.stop();
     let mut messages = Vec::new();

@@ -60,13 +60,24 @@ pub async fn wait_for(
     what: &str,
     done: impl Fn(&Rollout) -> bool,
 ) -> anyhow::Result<Rollout> {
+    wait_for_within(api, name, what, done, Duration::from_secs(90)).await
+}
+
+/// [`wait_for`] with a bound of its own, for waits that include a long analysis.
+pub async fn wait_for_within(
+    api: &Api<Rollout>,
+    name: &str,
+    what: &str,
+    done: impl Fn(&Rollout) -> bool,
+    limit: Duration,
+) -> anyhow::Result<Rollout> {
     let started = Instant::now();
     loop {
         let rollout = api.get(name).await?;
         if done(&rollout) {
             return Ok(rollout);
         }
-        if started.elapsed() > Duration::from_secs(90) {
+        if started.elapsed() > limit {
             anyhow::bail!(
                 "timed out waiting for {what}; status: {:#?}",
                 rollout.status
