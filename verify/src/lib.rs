@@ -34,6 +34,7 @@ pub mod attestations;
 pub mod cache;
 pub mod condition;
 pub mod dsse;
+pub mod globs;
 pub mod keys;
 pub mod memo;
 pub mod policy;

@@ -9,8 +9,8 @@ use globset::GlobSet;
 use moka::sync::Cache;
 use rollgate_crds::ImagePolicy;
 
+use crate::globs::{compile_globs, policy_name};
 use crate::keys::{KeyError, PublicKey};
-use crate::policy::{compile_globs, policy_name};
 
 /// Compiled glob sets and parsed keys.
 #[derive(Clone)]
@@ -28,7 +28,7 @@ impl Memo {
         }
     }
 
-    /// Whether the policy's globs match the name (see [`crate::policy::policy_covers`]).
+    /// Whether the policy's globs match the name (see [`crate::globs::policy_covers`]).
     pub fn policy_covers(
         &self,
         policy: &ImagePolicy,

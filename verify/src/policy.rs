@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rollgate_crds::ImagePolicy;
 
+use crate::globs::policy_name;
 use crate::memo::Memo;
 
 /// Where the Rollout whose images are verified lives.
@@ -64,33 +64,6 @@ pub fn applicable_policies<'a>(
     Ok(applicable)
 }
 
-/// Whether one of the policy's globs matches the normalised image name. A glob that does not
-/// compile is an error naming it.
-pub fn policy_covers(policy: &ImagePolicy, normalized_name: &str) -> Result<bool, String> {
-    Ok(compile_globs(policy)?.is_match(normalized_name))
-}
-
-/// Compiles the policy's `images` globs into one set. A glob that does not compile is an error
-/// naming it.
-pub fn compile_globs(policy: &ImagePolicy) -> Result<GlobSet, String> {
-    let mut builder = GlobSetBuilder::new();
-    for (index, glob) in policy.spec.images.iter().enumerate() {
-        let compiled = GlobBuilder::new(glob)
-            .literal_separator(true)
-            .build()
-            .map_err(|error| {
-                format!(
-                    "ImagePolicy {} has an invalid glob in images[{index}] {glob:?}: {error}",
-                    policy_name(policy)
-                )
-            })?;
-        builder.add(compiled);
-    }
-    builder
-        .build()
-        .map_err(|error| format!("ImagePolicy {}: {error}", policy_name(policy)))
-}
-
 /// The refusal for an image no glob of the policy covers.
 pub fn not_covered_reason(policy: &ImagePolicy, normalized_name: &str) -> String {
     format!(
@@ -100,14 +73,10 @@ pub fn not_covered_reason(policy: &ImagePolicy, normalized_name: &str) -> String
     )
 }
 
-/// The policy's name, or an empty string for an object without one.
-pub fn policy_name(policy: &ImagePolicy) -> &str {
-    policy.metadata.name.as_deref().unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::globs::policy_covers;
 
     fn policy(name: &str, images: &[&str]) -> ImagePolicy {
         ImagePolicy::new(

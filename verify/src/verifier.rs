@@ -17,11 +17,12 @@ use rollgate_crds::image_policy::{PolicyMode, RegistryFailurePolicy};
 
 use crate::attestations::check_attestations;
 use crate::cache::{CacheKey, CachedVerification, VerdictCache};
+use crate::globs::policy_name;
 use crate::keys::{
     AuthorityKeys, SecretKeys, all_keys, keys_fingerprint, resolve_authorities_with,
 };
 use crate::memo::Memo;
-use crate::policy::{NamespaceScope, applicable_policies, not_covered_reason, policy_name};
+use crate::policy::{NamespaceScope, applicable_policies, not_covered_reason};
 use crate::reference::DigestReference;
 use crate::registry::{FetchError, RegistryClient, RegistryConnection, RegistryLimits};
 use crate::simple_signing::check_signatures;

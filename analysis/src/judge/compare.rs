@@ -37,22 +37,11 @@
 
 use std::fmt;
 
+pub use super::direction::Direction;
 use super::error::JudgeError;
 use super::mann_whitney::{ConfidenceInterval, mann_whitney};
 pub use super::non_finite::NanStrategy;
 use super::non_finite::{clean, stand_ins};
-
-/// Which change of the metric is bad.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
-    /// Only an increase fails (latency, errors).
-    Increase,
-    /// Only a decrease fails (throughput, success rate).
-    Decrease,
-    /// Both fail.
-    #[default]
-    Either,
-}
 
 /// The classification of one metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

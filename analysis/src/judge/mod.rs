@@ -18,6 +18,7 @@
 pub mod betting;
 pub mod compare;
 pub mod counters;
+mod direction;
 pub mod error;
 pub mod mann_whitney;
 pub mod method;

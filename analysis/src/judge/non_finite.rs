@@ -2,7 +2,7 @@
 //! [`NanStrategy`] does with them, and the finite values that stand for ±Inf in the rank test
 //! (rule 1 of [`super::compare`]).
 
-use super::compare::Direction;
+use super::direction::Direction;
 
 /// Bound on the values the rank test sees: a quarter of the largest `f64`, so that
 /// differences of two values stay finite.
