@@ -257,10 +257,13 @@ impl Cluster {
         )?;
         let (rollout, approval, replica_set) =
             (path(&rollout)?, path(&approval)?, path(&replica_set)?);
-        // An earlier checkout's policies (benchmarks) may predate the ReplicaSet guard.
-        let guards_replica_sets = Path::new(policies)
-            .join("rollgate-controller-replicasets.yaml")
-            .exists();
+        // This checkout's policies must guard ReplicaSets; only an earlier checkout's (a
+        // benchmark comparing builds) may predate that guard.
+        let own_policies = Path::new(policies) == tools::workspace_root().join("crds/policies");
+        let guards_replica_sets = own_policies
+            || Path::new(policies)
+                .join("rollgate-controller-replicasets.yaml")
+                .exists();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let stamped = self.kubectl(&[
