@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`. Both work on a fresh machine.
-.PHONY: demo test setup check vet-go crds bench images
+.PHONY: demo test setup check vet-go crds bench bench-compare images
 
 demo: setup
 	bash scripts/demo.sh
@@ -38,6 +38,17 @@ bench: setup
 	$(TARGET)/release/audit_log
 	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/fleet $(FLEET)
 	ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller $(TARGET)/release/breach_to_abort
+
+# rollgate and Argo Rollouts side by side on the same fleet (fresh clusters, alternating, ROUNDS
+# rounds), with the ratios against issue 17's targets. Builds Argo Rollouts ARGO_ROLLOUTS_VERSION
+# from its Go module first (bench/argo/build.sh). Not in CI.
+ROUNDS ?= 1
+ARGO_ROLLOUTS_VERSION ?= v1.10.1
+bench-compare: setup
+	cargo build --release --quiet -p rollgate-controller -p rollgate-bench
+	argo="$$(ARGO_ROLLOUTS_VERSION=$(ARGO_ROLLOUTS_VERSION) bash bench/argo/build.sh)" && \
+	  ROLLGATE_CONTROLLER_BIN=$(TARGET)/release/rollgate-controller \
+	  $(TARGET)/release/compare $(FLEET) --argo "$$argo" --rounds $(ROUNDS)
 
 # rollgate's images (controller, analysis, demo-app, pause), built without a container engine,
 # pushed to REGISTRY (host[:port][/prefix]; empty: a local registry started for the run),

@@ -3,3 +3,4 @@
 //! holds what several benchmarks share.
 
 pub mod api_count;
+pub mod fleet;

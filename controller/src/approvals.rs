@@ -10,9 +10,9 @@
 //! Event on the Approval tells its approver, once per reason.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams};
 use kube::runtime::events::Recorder;
 use kube::{Resource, ResourceExt};
 use rollgate_crds::Rollout;
@@ -66,18 +66,16 @@ pub fn uses_approval(rollout: &Rollout) -> bool {
     canary || blue_green
 }
 
-/// The Approvals that name `rollout`, each approval's approver checked (unless the policy
-/// allows self-approval) for a way to act as the requester.
-pub async fn list(context: &Context, rollout: &Rollout) -> Result<Approvals, Error> {
-    let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<ApprovalObject> = Api::namespaced(context.client.clone(), &namespace);
-    let name = rollout.name_any();
-    let objects: Vec<ApprovalObject> = api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|approval| approval.spec.rollout == name)
+/// `objects` (the Approvals that name `rollout`), each approval's approver checked (unless the
+/// policy allows self-approval) for a way to act as the requester.
+pub async fn with_acting_permissions(
+    context: &Context,
+    rollout: &Rollout,
+    objects: Vec<Arc<ApprovalObject>>,
+) -> Result<Approvals, Error> {
+    let objects: Vec<ApprovalObject> = objects
+        .iter()
+        .map(|approval| ApprovalObject::clone(approval))
         .collect();
     let mut acting = BTreeMap::new();
     let self_approval = rollout

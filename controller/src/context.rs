@@ -1,14 +1,16 @@
 //! What every reconcile shares: the client, the event recorder, the audit log, the caches.
 //! (Why a reconcile fails is [`crate::error::Error`].)
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::acting_as::ActingAsReviews;
 use crate::audit::AuditLog;
+use crate::caches::{self, Caches};
 use crate::freshness::WrittenStatuses;
 use crate::metrics::Metrics;
+use crate::shards::Shards;
 use crate::verification::ImageVerification;
 use crate::write::FieldManager;
 
@@ -28,6 +30,10 @@ pub struct Context {
     pub written: WrittenStatuses,
     /// Recent answers to whether an approver could act as a requester.
     pub acting_as: ActingAsReviews,
+    /// The shards this replica writes for (every Rollout, when not sharded).
+    pub shards: Shards,
+    /// The stores of ReplicaSets, AnalysisRuns and Approvals of the current leadership term.
+    caches: RwLock<Caches>,
 }
 
 impl Context {
@@ -45,6 +51,25 @@ impl Context {
             verification: None,
             written: WrittenStatuses::default(),
             acting_as: ActingAsReviews::default(),
+            shards: Shards::all(),
+            caches: RwLock::new(caches::caches().0),
         }
+    }
+
+    /// The stores reconciles read from (until [`Context::install_caches`], stores without a
+    /// writer: a reconcile fails with [`crate::caches::CachesStopped`]).
+    pub fn caches(&self) -> Caches {
+        self.caches
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes reconciles read from `caches`: those a new leadership term fills.
+    pub fn install_caches(&self, caches: Caches) {
+        *self
+            .caches
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = caches;
     }
 }

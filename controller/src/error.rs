@@ -19,6 +19,9 @@ pub enum Error {
     /// is decided again from the newer version.
     #[error("{0} changed since it was read; deciding again")]
     Stale(String),
+    /// The stores a reconcile reads from stopped before they synced (the process is stopping).
+    #[error("{0}")]
+    CachesStopped(#[from] crate::caches::CachesStopped),
     /// An AnalysisRun's lifecycle refused its input (a metric duration that does not parse).
     #[error("analysis run: {0}")]
     Lifecycle(#[from] rollgate_crds::analysis::lifecycle::LifecycleError),
@@ -34,6 +37,7 @@ impl Error {
             Error::Stale(_) => "stale",
             Error::Audit(_) => "audit",
             Error::Lifecycle(_) => "analysis_lifecycle",
+            Error::CachesStopped(_) => "caches_stopped",
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub step_duration: Histogram,
     /// 1 while this instance holds the leader lease.
     pub leader: Gauge,
+    /// How many shards this instance holds (sharded mode).
+    pub shards_held: Gauge,
     /// Analysis measurements taken, by outcome.
     pub measurements: Family<PhaseLabels, Counter>,
     /// AuditRecords written.
@@ -97,6 +99,12 @@ impl Default for Metrics {
             "leader",
             "1 while this instance holds the leader lease",
             leader.clone(),
+        );
+        let shards_held = Gauge::default();
+        registry.register(
+            "shards_held",
+            "How many shards this instance holds (sharded mode)",
+            shards_held.clone(),
         );
         let measurements = Family::<PhaseLabels, Counter>::default();
         registry.register(
@@ -148,6 +156,7 @@ impl Default for Metrics {
             rollouts,
             step_duration,
             leader,
+            shards_held,
             phases: Mutex::default(),
         }
     }

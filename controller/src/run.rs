@@ -18,6 +18,8 @@ use crate::context::Context;
 use crate::controllers;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::shards::Shards;
+use crate::shards::leases::{self, Hooks, LeaseSet};
 use crate::verification::{ImageVerification, VerificationMode};
 use crate::write::FieldManager;
 use futures::StreamExt;
@@ -25,6 +27,8 @@ use kube::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use rollgate_crds::ImagePolicy;
 use rollgate_verify::{Verifier, VerifierConfig};
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// Runs until SIGTERM or Ctrl-C, then stops gracefully: the reconciles in flight finish, the
 /// gRPC server finishes its calls, and the Lease is released so a standby takes over at once.
@@ -73,18 +77,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         (&settings.lease_namespace, &settings.lease_name),
     )
     .await;
+    if settings.shards > 0 {
+        let set = lease_set(&settings);
+        context.shards = Shards::sharded(settings.shards, set.duration - set.grace());
+    }
     let recorder = context.recorder.clone();
     context
         .audit
         .configure(settings.audit.signer()?, settings.audit.store()?, recorder);
     let context = Arc::new(context);
 
-    if settings.leader_election {
+    if settings.shards > 0 {
+        ready.store(true, Ordering::Relaxed);
+        shard(client, context, &settings, &shutdown).await;
+    } else if settings.leader_election {
         lead(&client, &context, &settings, &shutdown, &ready).await?;
     } else {
         ready.store(true, Ordering::Relaxed);
         metrics.leader.set(1);
-        controllers::run(client, context, &settings, &shutdown).await;
+        controllers::run(client, context, &settings, &shutdown, unclaimed()).await;
     }
     metrics.leader.set(0);
     ready.store(false, Ordering::Relaxed);
@@ -140,7 +151,7 @@ async fn lead(
             }
         };
         tokio::select! {
-            () = controllers::run(client.clone(), context.clone(), settings, shutdown) => break 'lead,
+            () = controllers::run(client.clone(), context.clone(), settings, shutdown, unclaimed()) => break 'lead,
             () = lost => {
                 tracing::warn!(instance = %settings.instance, "lost the leader lease: the controller stops");
                 metrics.leader.set(0);
@@ -153,6 +164,56 @@ async fn lead(
         let _ = manager.release().await;
     }
     Ok(())
+}
+
+/// A claims channel that never changes (not sharded: nothing is ever claimed); its stream of
+/// changes ends at once.
+fn unclaimed() -> watch::Receiver<u64> {
+    watch::channel(0).1
+}
+
+/// The Lease set of a sharded controller, from its settings.
+fn lease_set(settings: &Settings) -> LeaseSet {
+    LeaseSet {
+        namespace: settings.lease_namespace.clone(),
+        name: settings.lease_name.clone(),
+        identity: settings.instance.clone(),
+        duration: Duration::from_secs(settings.lease_duration_seconds.max(3)),
+    }
+}
+
+/// Runs sharded until the shutdown: the Lease loop claims and releases shards while both
+/// reconcilers run, each reconcile skipping what this replica does not hold; on the shutdown
+/// the reconciles in flight finish, then the shards are released for the others to claim.
+async fn shard(
+    client: kube::Client,
+    context: Arc<Context>,
+    settings: &Settings,
+    shutdown: &Shutdown,
+) {
+    let (claims, claimed) = watch::channel(0);
+    let hooks = Hooks {
+        before_gain: {
+            let context = context.clone();
+            move |shard| {
+                let shards = &context.shards;
+                context.audit.forget(|uid| shards.shard_of(uid) == shard);
+            }
+        },
+        claims,
+        held: context.metrics.shards_held.clone(),
+    };
+    let shards = context.shards.clone();
+    tokio::join!(
+        leases::run(
+            client.clone(),
+            lease_set(settings),
+            shards,
+            hooks,
+            shutdown.requested()
+        ),
+        controllers::run(client, context, settings, shutdown, claimed)
+    );
 }
 
 /// The verifier and a reflector of every ImagePolicy, synced before any reconcile: a Rollout

@@ -17,7 +17,11 @@ pub struct Settings {
     /// Elect a leader on a Lease, so that only one replica writes.
     #[arg(long, env = "ROLLGATE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
-    /// Name of the leader Lease.
+    /// Split the Rollouts into this many shards held as Leases, spread over every replica
+    /// (each replica writes only for the shards it holds); 0: one leader does all the work.
+    #[arg(long, env = "ROLLGATE_SHARDS", default_value_t = 0)]
+    pub shards: u32,
+    /// Name of the leader Lease (sharded: the prefix of the member and shard Leases).
     #[arg(
         long,
         env = "ROLLGATE_LEASE_NAME",

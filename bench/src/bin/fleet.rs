@@ -17,26 +17,27 @@
 //! the audit settings reach the controller as environment variables, which a build without
 //! them ignores.
 //!
+//! With `--replicas R` (R > 1) R controllers run sharded and share the fleet; CPU and RSS are
+//! then summed over the replicas.
+//!
 //! Usage: `cargo run --release -p rollgate-bench --bin fleet [-- <rollouts>] [--audit
-//! signed|unsigned] [--crds-of <checkout>]`.
+//! signed|unsigned] [--replicas R] [--crds-of <checkout>]`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use rollgate_bench::api_count::CountingProxy;
+use rollgate_bench::fleet::{AuditMode, FLEET_SHARDS, percentile, start_rollgate, wait_all};
 use rollgate_crds::Rollout;
-use rollgate_crds::audit::checkpoint::generate_key;
 use rollgate_crds::names::{REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_crds::rollout::RolloutPhase;
-use rollgate_testsupport::{
-    Cluster, ControllerOptions, ControllerProcess, Registry, TestNamespace, manifests,
-};
+use rollgate_testsupport::{Cluster, TestNamespace, manifests};
 use serde_json::json;
 
 /// How long the idle request rate is measured, after every Rollout finished.
@@ -51,18 +52,12 @@ struct Args {
     /// Whether the controller signs its audit log and publishes checkpoints.
     #[arg(long, value_enum, default_value_t = AuditMode::Signed)]
     audit: AuditMode,
+    /// Controller replicas: 1 (leader election) or more (sharded, sharing the work).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
     /// Install the CRDs and policies of this rollgate checkout (an earlier build's).
     #[arg(long)]
     crds_of: Option<PathBuf>,
-}
-
-/// The audit log's configuration.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum AuditMode {
-    /// Signed checkpoints, published to a local OCI registry.
-    Signed,
-    /// No key: records without signatures or checkpoints.
-    Unsigned,
 }
 
 const V1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -73,60 +68,6 @@ fn rollout(index: usize) -> anyhow::Result<Rollout> {
         {"setWeight": 50}, {"pause": {"duration": "1s"}}, {"setWeight": 100}
     ]}});
     manifests::rollout(&format!("app-{index}"), 1, V1, strategy)
-}
-
-/// Peak RSS (MiB) and CPU seconds of a process, from /proc.
-fn usage(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let peak_kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|f| f.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    (peak_kib / 1024.0, ticks / 100.0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
-
-async fn wait_all(
-    api: &Api<Rollout>,
-    n: usize,
-    revision_done: impl Fn(&Rollout) -> bool,
-    limit: Duration,
-) -> anyhow::Result<usize> {
-    let started = Instant::now();
-    loop {
-        let done = api
-            .list(&Default::default())
-            .await?
-            .items
-            .iter()
-            .filter(|r| revision_done(r))
-            .count();
-        if done == n || started.elapsed() > limit {
-            return Ok(done);
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 #[tokio::main]
@@ -149,49 +90,25 @@ async fn main() -> anyhow::Result<()> {
     let proxy = CountingProxy::start(client.clone()).await?;
     let counted_kubeconfig = cluster.dir().join("counted.kubeconfig");
     proxy.write_kubeconfig(&counted_kubeconfig)?;
-    let mut options = ControllerOptions {
-        lease_duration_seconds: 15,
-        kubeconfig: Some(counted_kubeconfig),
-        ..ControllerOptions::named("fleet")
-    };
-    let keys = tempfile::tempdir()?;
-    let registry = match args.audit {
-        AuditMode::Signed => {
-            let registry = Registry::start()?;
-            let (signer, _verifier) = generate_key("rollgate-fleet");
-            let key = keys.path().join("signer.key");
-            std::fs::write(&key, signer)?;
-            options.env.extend([
-                (
-                    "ROLLGATE_AUDIT_SIGNING_KEY_FILE".to_owned(),
-                    key.display().to_string(),
-                ),
-                (
-                    "ROLLGATE_AUDIT_STORE".to_owned(),
-                    format!("{}/audit", registry.host()),
-                ),
-                (
-                    "ROLLGATE_AUDIT_STORE_INSECURE".to_owned(),
-                    "true".to_owned(),
-                ),
-            ]);
-            Some(registry)
-        }
-        AuditMode::Unsigned => None,
-    };
-    let controller = ControllerProcess::start(&cluster, &options)?;
+    let controller = start_rollgate(&cluster, counted_kubeconfig, args.audit, args.replicas)?;
+    let registry = &controller.registry;
     println!(
         "fleet: audit log {}, controller {}",
-        match (&registry, args.audit) {
-            (Some(registry), _) => format!("signed, checkpoints published to {}", registry.host()),
-            _ => "unsigned".to_owned(),
+        match registry {
+            Some(registry) => format!("signed, checkpoints published to {}", registry.host()),
+            None => "unsigned".to_owned(),
         },
         std::env::var("ROLLGATE_CONTROLLER_BIN").unwrap_or_else(|_| "of this workspace".into())
     );
 
     println!(
-        "fleet: {n} Rollouts, 3-step canary each, controller pid {:?}",
-        controller.pid()
+        "fleet: {n} Rollouts, 3-step canary each, {} controller replica(s){}",
+        args.replicas,
+        if args.replicas > 1 {
+            format!(", sharded ({FLEET_SHARDS} shards)")
+        } else {
+            String::new()
+        }
     );
     let created = Instant::now();
     stream::iter(0..n)
@@ -262,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let before_requests = proxy.snapshot();
-    let (_, cpu_before) = controller.pid().map(usage).unwrap_or_default();
+    let cpu_before = controller.usage().cpu_seconds;
     let started = Instant::now();
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": manifests::app_image(V2)}]}}}});
     stream::iter(0..n)
@@ -320,7 +237,8 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     delays.sort();
 
-    let (peak_mib, cpu_after) = controller.pid().map(usage).unwrap_or_default();
+    let after = controller.usage();
+    let (peak_mib, cpu_after) = (after.peak_rss_mib, after.cpu_seconds);
     let requests = proxy.snapshot().since(&before_requests);
     let before_idle = proxy.snapshot();
     tokio::time::sleep(IDLE_WINDOW).await;
@@ -330,7 +248,7 @@ async fn main() -> anyhow::Result<()> {
         elapsed.as_secs_f64()
     );
     println!(
-        "fleet: controller peak RSS {peak_mib:.1} MiB, CPU {:.1} s during the rollout ({:.1} s in all)",
+        "fleet: controller peak RSS {peak_mib:.1} MiB, CPU {:.1} s during the rollout ({:.1} s in all; replicas summed)",
         cpu_after - cpu_before,
         cpu_after
     );

@@ -28,6 +28,8 @@ pub struct MeasureContext {
     pub analysis: Option<super::client::AnalysisClient>,
     /// Exported metrics.
     pub metrics: Arc<Metrics>,
+    /// The shards this replica writes for: a run is measured by the holder of its Rollout's.
+    pub shards: crate::shards::Shards,
 }
 
 /// Measures what is due of one run and writes its status.
@@ -36,6 +38,14 @@ pub async fn reconcile(
     context: Arc<MeasureContext>,
 ) -> Result<Action, Error> {
     let namespace = run.namespace().ok_or(Error::NoNamespace)?;
+    let rollout_uid = run
+        .owner_references()
+        .iter()
+        .find(|owner| owner.controller == Some(true))
+        .map_or_else(|| run.uid().unwrap_or_default(), |owner| owner.uid.clone());
+    let Some(shard) = context.shards.hold(&rollout_uid).await else {
+        return Ok(Action::await_change());
+    };
     let mut transition = advance(&run.spec, run.status.as_ref(), Timestamp::now(), None)?;
     for metric_name in transition.due.clone() {
         let Some(metric) = run.spec.metrics.iter().find(|m| m.name == metric_name) else {
@@ -63,6 +73,9 @@ pub async fn reconcile(
                 measurement: measured,
             }),
         )?;
+    }
+    if !shard.valid() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
     }
     write_status(&context, &namespace, &run, &transition.status).await?;
     Ok(match transition.next_measurement_at {

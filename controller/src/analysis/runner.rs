@@ -1,15 +1,15 @@
-//! The Rollout's side of analysis: list its AnalysisRuns, create the runs a plan starts (from
+//! The Rollout's side of analysis: create the runs a plan starts (from
 //! the templates its steps name), and end the runs it no longer needs (another revision or
 //! attempt, or a rollout that completed or aborted: background analysis ends when the rollout
 //! does).
 
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use rollgate_crds::Rollout;
 use rollgate_crds::analysis::{
     AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, RunRevisions,
 };
-use rollgate_crds::names::{ATTEMPT_LABEL, REVISION_LABEL, ROLLOUT_LABEL};
+use rollgate_crds::names::{ATTEMPT_LABEL, REVISION_LABEL};
 use rollgate_crds::rollout::{AnalysisStep, RolloutPhase};
 use serde_json::json;
 
@@ -17,29 +17,6 @@ use super::build::{ResolvedTemplate, build_run, step_of};
 use crate::decide::AnalysisKey;
 use crate::error::Error;
 use crate::write::{self, FieldManager, Part};
-
-/// Whether the Rollout's strategy runs any analysis (so its runs are worth listing).
-pub fn uses_analysis(rollout: &Rollout) -> bool {
-    let strategy = &rollout.spec.strategy;
-    let canary = strategy.canary.as_ref().is_some_and(|canary| {
-        canary.analysis.is_some() || canary.steps.iter().any(|step| step.analysis.is_some())
-    });
-    let blue_green = strategy.blue_green.as_ref().is_some_and(|blue_green| {
-        blue_green.pre_promotion_analysis.is_some() || blue_green.post_promotion_analysis.is_some()
-    });
-    canary || blue_green
-}
-
-/// The Rollout's AnalysisRuns.
-pub async fn list(client: &kube::Client, rollout: &Rollout) -> Result<Vec<AnalysisRun>, Error> {
-    let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
-    let runs: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
-    let selector = format!("{ROLLOUT_LABEL}={}", rollout.name_any());
-    Ok(runs
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items)
-}
 
 /// Creates the runs for `keys`; returns, for each that cannot start, why (a missing template
 /// or argument).

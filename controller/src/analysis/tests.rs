@@ -13,7 +13,7 @@ use serde_json::json;
 use super::build::{BuildError, ResolvedTemplate, build_run, key_label, parse_key_label, step_of};
 use super::observe::outcomes;
 use super::requests::{MetricRequest, compared, evaluated, request_for};
-use super::runner::{is_stale, uses_analysis};
+use super::runner::is_stale;
 use crate::decide::{AnalysisKey, AnalysisOutcome};
 
 fn rollout() -> Rollout {
@@ -258,17 +258,6 @@ fn running_runs_of_another_revision_or_attempt_or_a_finished_rollout_are_stale()
         !is_stale(&done, "cccccccccc", 1, Some(RolloutPhase::Healthy)),
         "already ended"
     );
-}
-
-#[test]
-fn a_rollout_without_analysis_lists_no_runs() {
-    let mut plain = rollout();
-    if let Some(canary) = plain.spec.strategy.canary.as_mut() {
-        canary.analysis = None;
-        canary.steps.truncate(1);
-    }
-    assert!(!uses_analysis(&plain));
-    assert!(uses_analysis(&rollout()));
 }
 
 #[test]

@@ -307,6 +307,15 @@ impl AuditLog {
             .is_none_or(|signer| signer.signed_record(origin, spec))
     }
 
+    /// Forgets the trees of the Rollouts whose uid `forget` picks: another replica may have
+    /// appended to them (a shard that moved and came back), so they are loaded again.
+    pub fn forget(&self, forget: impl Fn(&str) -> bool) {
+        self.trees
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|uid, _| !forget(uid));
+    }
+
     fn trees_has(&self, uid: &str) -> bool {
         self.trees
             .lock()

@@ -1,20 +1,17 @@
 //! The fetch stage: everything one reconcile of a Rollout reads, read once, before anything is
-//! decided. Its ReplicaSets; its AnalysisRuns and Approvals when its strategy has analyses or
-//! an approval gate (the lists are skipped otherwise); the verdict of image verification for
-//! the desired revision. When this process wrote a newer status than the cache holds, the
+//! decided. Its ReplicaSets, AnalysisRuns and Approvals, from the controller's stores
+//! ([`crate::caches`], no request); the verdict of image verification for the desired
+//! revision. When this process wrote a newer status than the cache holds, the
 //! Rollout itself is read again first ([`fresh`]), so a decision is never made from a status
 //! older than the controller's own last write.
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use rollgate_crds::Rollout;
 use rollgate_crds::analysis::AnalysisRun;
-use rollgate_crds::names::ROLLOUT_LABEL;
 use rollgate_crds::revision::revision_hash;
 use rollgate_crds::rollout::ContainerImage;
 
-use crate::analysis::runner;
 use crate::approvals::{self, Approvals};
 use crate::context::Context;
 use crate::decide::{RevisionState, Verification};
@@ -32,9 +29,9 @@ pub struct Fetched {
     pub images: Vec<ContainerImage>,
     /// Its ReplicaSets.
     pub revisions: Vec<RevisionState>,
-    /// Its AnalysisRuns (none listed when the strategy has no analysis).
+    /// Its AnalysisRuns.
     pub runs: Vec<AnalysisRun>,
-    /// Its Approvals (none listed when it has no approval gate).
+    /// Its Approvals (none looked at when it has no approval gate).
     pub approvals: Approvals,
     /// The verification gate of the desired revision.
     pub verification: Verification,
@@ -55,23 +52,20 @@ pub async fn fresh(context: &Context, rollout: Rollout) -> Result<Rollout, Error
 
 /// Reads everything the decision about `rollout` (fresh, see [`fresh`]) needs.
 pub async fn fetch(context: &Context, rollout: Rollout) -> Result<Fetched, Error> {
-    let namespace = rollout.namespace().ok_or(Error::NoNamespace)?;
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(context.client.clone(), &namespace);
-    let selector = format!("{ROLLOUT_LABEL}={}", rollout.name_any());
-    let revisions = replica_sets
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
+    let caches = context.caches();
+    caches.ready().await?;
+    let revisions = caches
+        .replica_sets_of(&rollout)
         .iter()
         .filter_map(|rs| replicaset::revision_state(&rollout, rs))
         .collect();
-    let runs = if runner::uses_analysis(&rollout) {
-        runner::list(&context.client, &rollout).await?
-    } else {
-        Vec::new()
-    };
+    let runs = caches
+        .analysis_runs_of(&rollout)
+        .iter()
+        .map(|run| AnalysisRun::clone(run))
+        .collect();
     let approvals = if approvals::uses_approval(&rollout) {
-        approvals::list(context, &rollout).await?
+        approvals::with_acting_permissions(context, &rollout, caches.approvals_of(&rollout)).await?
     } else {
         Approvals::default()
     };

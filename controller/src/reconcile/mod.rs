@@ -62,6 +62,15 @@ async fn reconcile_rollout(
         Err(invalid) => return invalid::skip_unreadable(&guarded, &invalid.error, &context).await,
     };
     crate::contain::fault_injection(&rollout);
+    // Sharded: only the replica holding the Rollout's shard writes for it, and holds the shard
+    // for the whole reconcile (see `crate::shards`).
+    let Some(shard) = context
+        .shards
+        .hold(&rollout.uid().unwrap_or_default())
+        .await
+    else {
+        return Ok(Action::await_change());
+    };
     let rollout = fetch::fresh(&context, rollout).await?;
     // Audit: write what an earlier status write committed and a crash left unwritten.
     let backlog = context.audit.flush_committed(&rollout).await;
@@ -78,6 +87,9 @@ async fn reconcile_rollout(
         .collect();
     plan.status.audit_outbox = context.audit.prepare(&fetched.rollout, events).await?;
 
+    if !shard.valid() {
+        return Ok(Action::requeue(HELD_PLAN_RETRY));
+    }
     let applied = apply::apply(
         &context.client,
         &context.written,

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::fetch::fetch;
 use crate::apply::{Applied, apply};
+use crate::caches::tests::fill;
 use crate::context::Context;
 use crate::decide::tests::rollout;
 use crate::decide::{Plan, ReplicaSetPlan, ServicePlan};
@@ -81,10 +82,6 @@ fn without_queries(received: &[Received]) -> Vec<String> {
         .collect()
 }
 
-fn empty_list(kind: &str, api_version: &str) -> Value {
-    json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": []})
-}
-
 /// A ReplicaSet labelled as revision `revision` of `web`, controlled by the owner `owner_uid`.
 fn replica_set(name: &str, revision: &str, owner_uid: &str) -> Value {
     json!({"metadata": {"name": name, "namespace": "shop",
@@ -102,34 +99,59 @@ fn not_found() -> (u16, Value) {
     )
 }
 
-#[tokio::test]
-async fn fetch_lists_only_the_replica_sets_of_a_rollout_without_gates() {
-    let (client, received, server) = fake_api_server(|_, path| {
-        if path.ends_with("/replicasets") {
-            (
-                200,
-                json!({"apiVersion": "apps/v1", "kind": "ReplicaSetList",
-                       "metadata": {"resourceVersion": "1"},
-                       "items": [replica_set("web-v1", "v1", "uid-web"),
-                                 replica_set("web-v0", "v0", "uid-someone-else")]}),
-            )
-        } else {
-            not_found()
-        }
-    });
+/// A context whose stores hold `replica_sets`, `runs` and `approvals` (as their first full
+/// list), talking to `client`.
+fn context_with_caches(
+    client: kube::Client,
+    replica_sets: Vec<Value>,
+    runs: Vec<Value>,
+    approvals: Vec<Value>,
+) -> Context {
     let context = Context::new(client, "test".into(), Arc::new(Metrics::default()));
+    let (caches, mut writers) = crate::caches::caches();
+    fill(&mut writers.replica_sets, parse(replica_sets));
+    fill(&mut writers.analysis_runs, parse(runs));
+    fill(&mut writers.approvals, parse(approvals));
+    context.install_caches(caches);
+    context
+}
+
+/// `values` as objects of one kind.
+fn parse<K: serde::de::DeserializeOwned>(values: Vec<Value>) -> Vec<K> {
+    values
+        .into_iter()
+        .map(|value| serde_json::from_value(value).expect("an object"))
+        .collect()
+}
+
+/// An Approval of `revision` of the Rollout `rollout` in `shop`.
+fn approval(name: &str, rollout: &str) -> Value {
+    json!({"apiVersion": "rollgate.io/v1alpha1", "kind": "Approval",
+           "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"rollout": rollout, "revision": "aaaaaaaaaa",
+                    "digests": [format!("sha256:{}", "a".repeat(64))],
+                    "decision": "Approve", "approver": "alice"}})
+}
+
+#[tokio::test]
+async fn fetch_reads_the_replica_sets_from_the_caches_without_a_request() {
+    let (client, received, server) = fake_api_server(|_, _| not_found());
+    let context = context_with_caches(
+        client,
+        vec![
+            replica_set("web-v1", "v1", "uid-web"),
+            replica_set("web-v0", "v0", "uid-someone-else"),
+        ],
+        Vec::new(),
+        Vec::new(),
+    );
     let mut web = rollout(json!({"canary": {"steps": [{"setWeight": 50}]}}), 2);
     web.metadata.uid = Some("uid-web".into());
     let fetched = fetch(&context, web).await.expect("fetched");
     drop(context);
     server.await.unwrap();
 
-    assert_eq!(
-        lines(&received),
-        [
-            "GET /apis/apps/v1/namespaces/shop/replicasets?&labelSelector=rollgate.io%2Frollout%3Dweb"
-        ]
-    );
+    assert_eq!(lines(&received), Vec::<String>::new());
     // Only the ReplicaSet the Rollout controls is one of its revisions, whatever the labels say.
     assert_eq!(fetched.revisions.len(), 1, "{:?}", fetched.revisions);
     assert_eq!(fetched.revisions[0].revision, "v1");
@@ -138,19 +160,14 @@ async fn fetch_lists_only_the_replica_sets_of_a_rollout_without_gates() {
 }
 
 #[tokio::test]
-async fn fetch_lists_the_approvals_and_analysis_runs_of_a_gated_rollout() {
-    let (client, received, server) = fake_api_server(|_, path| {
-        if path.ends_with("/replicasets") {
-            (200, empty_list("ReplicaSetList", "apps/v1"))
-        } else if path.ends_with("/approvals") {
-            (200, empty_list("ApprovalList", "rollgate.io/v1alpha1"))
-        } else if path.ends_with("/analysisruns") {
-            (200, empty_list("AnalysisRunList", "rollgate.io/v1alpha1"))
-        } else {
-            not_found()
-        }
-    });
-    let context = Context::new(client, "test".into(), Arc::new(Metrics::default()));
+async fn fetch_takes_a_gated_rollouts_own_approvals_from_the_caches() {
+    let (client, received, server) = fake_api_server(|_, _| not_found());
+    let context = context_with_caches(
+        client,
+        Vec::new(),
+        Vec::new(),
+        vec![approval("web-alice", "web"), approval("api-alice", "api")],
+    );
     let gated = rollout(
         json!({"canary": {"steps": [
             {"setWeight": 50},
@@ -159,18 +176,51 @@ async fn fetch_lists_the_approvals_and_analysis_runs_of_a_gated_rollout() {
         ]}}),
         2,
     );
-    fetch(&context, gated).await.expect("fetched");
+    let fetched = fetch(&context, gated).await.expect("fetched");
     drop(context);
     server.await.unwrap();
 
-    assert_eq!(
-        without_queries(&received.lock().unwrap()),
-        [
-            "GET /apis/apps/v1/namespaces/shop/replicasets",
-            "GET /apis/rollgate.io/v1alpha1/namespaces/shop/analysisruns",
-            "GET /apis/rollgate.io/v1alpha1/namespaces/shop/approvals",
-        ]
+    assert_eq!(lines(&received), Vec::<String>::new());
+    let names: Vec<String> = fetched
+        .approvals
+        .objects
+        .iter()
+        .map(|approval| approval.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["web-alice"]);
+}
+
+#[tokio::test]
+async fn fetch_waits_until_the_caches_hold_their_first_list() {
+    let (client, _received, _server) = fake_api_server(|_, _| not_found());
+    let context = Context::new(client, "test".into(), Arc::new(Metrics::default()));
+    let (caches, mut writers) = crate::caches::caches();
+    context.install_caches(caches);
+    let context = Arc::new(context);
+    let web = rollout(json!({"canary": {"steps": [{"setWeight": 50}]}}), 2);
+    let fetching = tokio::spawn({
+        let context = context.clone();
+        async move {
+            fetch(&context, web)
+                .await
+                .map(|fetched| fetched.revisions.len())
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // A decision from an empty view would believe the Rollout has no ReplicaSets.
+    assert!(
+        !fetching.is_finished(),
+        "fetch went on before the stores synced"
     );
+    fill(&mut writers.replica_sets, Vec::new());
+    fill(&mut writers.analysis_runs, Vec::new());
+    fill(&mut writers.approvals, Vec::new());
+    let revisions = tokio::time::timeout(std::time::Duration::from_secs(5), fetching)
+        .await
+        .expect("fetch went on once the stores synced")
+        .unwrap()
+        .expect("fetched");
+    assert_eq!(revisions, 0);
 }
 
 /// A plan that points `web-stable` at `v2` and scales `v2` up.

@@ -24,6 +24,7 @@ mod rollout_scenarios;
 mod rollout_sequential;
 mod rollout_verification;
 mod rollouts;
+mod sharding;
 mod trust_approvals;
 mod trust_boundary;
 mod trust_containment;

@@ -261,6 +261,31 @@ async fn audit_records(
     Ok(records)
 }
 
+/// The AuditRecords of `name` once its trail has caught up: a transition's records are written
+/// just after the status write that commits them, so a test that saw the status waits for them
+/// (until the Rollout's audit head names the last record and nothing is behind).
+async fn settled_records(
+    client: &kube::Client,
+    rollouts: &Api<Rollout>,
+    name: &str,
+) -> anyhow::Result<Vec<AuditRecord>> {
+    let ns = rollouts.namespace().unwrap_or_default().to_owned();
+    let mut tries = 0;
+    loop {
+        let records = audit_records(client, &ns, name).await?;
+        let head = rollouts.get(name).await?.status.and_then(|s| s.audit_head);
+        if head.is_some_and(|h| {
+            h.behind.unwrap_or(0) == 0
+                && Some(h.sequence) == records.last().map(|r| r.spec.sequence)
+        }) {
+            return Ok(records);
+        }
+        tries += 1;
+        anyhow::ensure!(tries < 150, "the audit head never caught up: {records:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn two_distinct_approvers_of_the_allowed_group_open_the_gate_and_nobody_else_counts()
 -> anyhow::Result<()> {
@@ -337,7 +362,7 @@ async fn two_distinct_approvers_of_the_allowed_group_open_the_gate_and_nobody_el
     );
 
     // The audit chain tells the story, with the people who acted.
-    let records = audit_records(&team.admin, &ns, "till").await?;
+    let records = settled_records(&team.admin, &rollouts, "till").await?;
     let story: Vec<(AuditEventKind, &str)> = records
         .iter()
         .filter(|r| r.spec.revision.as_deref() == Some(v2.as_str()))
@@ -464,7 +489,7 @@ async fn a_rejection_stops_the_gate_with_who_and_why() -> anyhow::Result<()> {
         "{}",
         condition.message
     );
-    let records = audit_records(&team.admin, team.ns(), "levy").await?;
+    let records = settled_records(&team.admin, &rollouts, "levy").await?;
     assert!(
         records
             .iter()
@@ -488,20 +513,7 @@ async fn audit_records_cannot_be_edited_and_a_replaced_one_is_named_by_audit_ver
         )
         .await?;
     wait_for(&rollouts, "ada", "v2 stable", healthy(Some(v2.clone()))).await?;
-    // The chain head is recorded once the last record is written.
-    let records = {
-        let mut tries = 0;
-        loop {
-            let records = audit_records(&team.admin, &ns, "ada").await?;
-            let head = rollouts.get("ada").await?.status.and_then(|s| s.audit_head);
-            if head.is_some_and(|h| Some(h.sequence) == records.last().map(|r| r.spec.sequence)) {
-                break records;
-            }
-            tries += 1;
-            assert!(tries < 50, "the audit head never caught up: {records:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
+    let records = settled_records(&team.admin, &rollouts, "ada").await?;
     let verify = |team: &Team| -> anyhow::Result<Output> {
         let binary = workspace_binary("kubectl-rollgate", "kubectl-rollgate", "ROLLGATE_CLI_BIN")?;
         Ok(std::process::Command::new(binary)
