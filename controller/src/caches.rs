@@ -37,6 +37,10 @@ pub struct Caches {
     replica_sets: Store<ReplicaSet>,
     analysis_runs: Store<AnalysisRun>,
     approvals: Store<Approval>,
+    /// Whether the three have synced, awaited by one reconcile for all: a store's own
+    /// `wait_until_ready` wakes only the last of several concurrent waiters (it polls one
+    /// oneshot receiver), which left the first reconciles of a start waiting forever.
+    synced: Arc<tokio::sync::OnceCell<Result<(), CachesStopped>>>,
 }
 
 /// The write halves of the stores, each consumed by the reflector that fills it.
@@ -58,6 +62,7 @@ pub fn caches() -> (Caches, CacheWriters) {
         replica_sets,
         analysis_runs,
         approvals,
+        synced: Arc::default(),
     };
     let writers = CacheWriters {
         replica_sets: replica_set_writer,
@@ -68,22 +73,28 @@ pub fn caches() -> (Caches, CacheWriters) {
 }
 
 /// The stores have stopped before their first full list (the process is stopping).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the ReplicaSet, AnalysisRun and Approval caches stopped before they synced")]
 pub struct CachesStopped;
 
 impl Caches {
-    /// Waits until every store holds its first full list.
+    /// Waits until every store holds its first full list. Any number of reconciles may wait
+    /// at once: one of them waits on the stores, the others on it.
     pub async fn ready(&self) -> Result<(), CachesStopped> {
-        let (replica_sets, analysis_runs, approvals) = tokio::join!(
-            self.replica_sets.wait_until_ready(),
-            self.analysis_runs.wait_until_ready(),
-            self.approvals.wait_until_ready()
-        );
-        replica_sets
-            .and(analysis_runs)
-            .and(approvals)
-            .map_err(|_| CachesStopped)
+        *self
+            .synced
+            .get_or_init(|| async {
+                let (replica_sets, analysis_runs, approvals) = tokio::join!(
+                    self.replica_sets.wait_until_ready(),
+                    self.analysis_runs.wait_until_ready(),
+                    self.approvals.wait_until_ready()
+                );
+                replica_sets
+                    .and(analysis_runs)
+                    .and(approvals)
+                    .map_err(|_| CachesStopped)
+            })
+            .await
     }
 
     /// The ReplicaSets labelled as `rollout`'s (whether it controls them is the caller's

@@ -2,6 +2,7 @@
 //! and controller of a process waits on, so each finishes its in-flight work and stops.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -24,6 +25,10 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// How long a process stopped by a signal lets its in-flight work finish before it exits anyway:
+/// under Kubernetes' default termination grace of 30 s, so the exit is the process's own.
+pub const STOP_GRACE: Duration = Duration::from_secs(25);
+
 /// A stop request shared by the parts of a process: each part gets its own future from
 /// [`Shutdown::requested`] (kube's `graceful_shutdown_on`, tonic's and axum's graceful
 /// shutdown each want one).
@@ -34,12 +39,20 @@ pub struct Shutdown {
 
 impl Shutdown {
     /// A shutdown requested by SIGTERM or Ctrl-C (listened to from now on, in the background).
+    /// The in-flight work gets [`STOP_GRACE`]; a process still running then exits (with
+    /// status 1), so a call that never returns cannot keep it from stopping.
     pub fn on_signal() -> Self {
         let (shutdown, trigger) = Self::manual();
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("stopping: finishing in-flight work");
             let _ = trigger.send(true);
+            tokio::time::sleep(STOP_GRACE).await;
+            tracing::error!(
+                grace_seconds = STOP_GRACE.as_secs(),
+                "in-flight work did not finish within the grace; exiting"
+            );
+            std::process::exit(1);
         });
         shutdown
     }

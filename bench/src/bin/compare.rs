@@ -34,7 +34,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use rollgate_bench::api_count::{CountingProxy, Counts};
 use rollgate_bench::fleet::{AuditMode, Usage, start_rollgate, usage, wait_all};
-use rollgate_testsupport::process::{free_port, spawn_supervised, stop};
+use rollgate_testsupport::process::{free_port, spawn_supervised, stop, supervised_pid};
 use rollgate_testsupport::{Cluster, TestNamespace, manifests};
 use serde_json::{Value, json};
 
@@ -65,6 +65,9 @@ struct Args {
     /// Argo's client burst.
     #[arg(long, default_value_t = 2000)]
     argo_burst: u32,
+    /// Run only this controller (`rollgate` or `argo-rollouts`), without ratios.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// The controller under test.
@@ -162,7 +165,7 @@ impl Running {
     fn pid(&self) -> Option<u32> {
         match self {
             Running::Rollgate(controller) => controller.processes.first()?.pid(),
-            Running::Argo { child, .. } => Some(child.id()),
+            Running::Argo { child, .. } => supervised_pid(child),
         }
     }
 
@@ -408,6 +411,13 @@ async fn main() -> anyhow::Result<()> {
             [Subject::Argo, Subject::Rollgate]
         };
         for subject in order {
+            if args
+                .only
+                .as_deref()
+                .is_some_and(|only| only != subject.name())
+            {
+                continue;
+            }
             let measurement = measure(subject, &args).await?;
             print(subject, round, n, &measurement);
             match subject {
@@ -416,6 +426,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    ratios(n, &rollgate, &argo);
+    if !rollgate.is_empty() && !argo.is_empty() {
+        ratios(n, &rollgate, &argo);
+    }
     Ok(())
 }

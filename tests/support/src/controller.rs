@@ -167,11 +167,7 @@ impl ControllerProcess {
 
     /// The process id of the controller itself (the supervisor's child), if it runs.
     pub fn pid(&self) -> Option<u32> {
-        let supervisor = self.child.id();
-        let children =
-            std::fs::read_to_string(format!("/proc/{supervisor}/task/{supervisor}/children"))
-                .ok()?;
-        children.split_whitespace().next()?.parse().ok()
+        crate::process::supervised_pid(&self.child)
     }
 
     /// The controller's log file.
@@ -184,8 +180,16 @@ impl ControllerProcess {
         crate::process::tail(&self.log)
     }
 
-    /// Kills the controller (SIGKILL, as a crash would).
+    /// Kills the controller (SIGKILL, as a crash would): the controller itself first, then its
+    /// supervisor (whose death alone would only send the controller SIGTERM, a graceful stop).
     pub fn kill(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         crate::process::stop(&mut self.child);
     }
 }

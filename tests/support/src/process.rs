@@ -89,6 +89,17 @@ pub fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
+/// The process id of what a supervisor started (its child), if it runs. Every thread's children
+/// are read: the supervisor (Go) may start the child from any of its threads.
+pub fn supervised_pid(supervisor: &Child) -> Option<u32> {
+    let pid = supervisor.id();
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .filter_map(|task| task.ok())
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .find_map(|children| children.split_whitespace().next()?.parse().ok())
+}
+
 /// Kills a supervised child and reaps it. The supervisor's death stops the server.
 pub fn stop(child: &mut Child) {
     let _ = child.kill();
