@@ -19,6 +19,9 @@ pub enum Error {
     /// is decided again from the newer version.
     #[error("{0} changed since it was read; deciding again")]
     Stale(String),
+    /// The reconcile took longer than its deadline and was abandoned (it is retried).
+    #[error("the reconcile took longer than {0:?} and was abandoned")]
+    Deadline(std::time::Duration),
     /// The stores a reconcile reads from stopped before they synced (the process is stopping).
     #[error("{0}")]
     CachesStopped(#[from] crate::caches::CachesStopped),
@@ -38,6 +41,7 @@ impl Error {
             Error::Audit(_) => "audit",
             Error::Lifecycle(_) => "analysis_lifecycle",
             Error::CachesStopped(_) => "caches_stopped",
+            Error::Deadline(_) => "deadline",
         }
     }
 }

@@ -35,13 +35,28 @@ const HELD_PLAN_RETRY: Duration = Duration::from_secs(10);
 /// timer far in the future is never armed).
 const MAX_REQUEUE: Duration = Duration::from_secs(3600);
 
+/// The longest one reconcile may take. One that takes longer is abandoned and retried, so a call
+/// that never returns cannot hold one of the `--concurrency` slots (and its Rollout) for good.
+/// Every write is idempotent or conditional, and a transition's audit records are committed by
+/// its status write, so a reconcile dropped at any await leaves nothing half-applied that the
+/// retry does not finish. Well above a registry-bound verification (30 s per image by default).
+const RECONCILE_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Reconciles one Rollout, containing a panic: it is reported on that Rollout (see
-/// [`crate::contain`]) and the Rollout is looked at again later, while the others go on.
+/// [`crate::contain`]) and the Rollout is looked at again later, while the others go on. A
+/// reconcile longer than [`RECONCILE_DEADLINE`] is abandoned and retried.
 pub async fn reconcile(
     guarded: Arc<DeserializeGuard<Rollout>>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
-    let reconciling = reconcile_rollout(guarded.clone(), context.clone());
+    let reconciling = async {
+        tokio::time::timeout(
+            RECONCILE_DEADLINE,
+            reconcile_rollout(guarded.clone(), context.clone()),
+        )
+        .await
+        .unwrap_or(Err(Error::Deadline(RECONCILE_DEADLINE)))
+    };
     let panic = match crate::contain::contained(reconciling).await {
         Ok(result) => return result,
         Err(panic) => crate::contain::panic_message(panic.as_ref()),
