@@ -88,6 +88,35 @@ where
     }
 }
 
+/// Gives every Rollout `app-0` .. `app-<n-1>` of `api` the app image at `digest` (32 patches in
+/// flight): the new revision a fleet rolls out.
+pub async fn set_fleet_image<K>(api: &Api<K>, n: usize, digest: &str) -> anyhow::Result<()>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    use futures::{StreamExt, TryStreamExt};
+    let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": rollgate_testsupport::manifests::app_image(digest)}
+    ]}}}});
+    futures::stream::iter(0..n)
+        .map(|index| {
+            let (api, patch) = (api.clone(), patch.clone());
+            async move {
+                api.patch(
+                    &format!("app-{index}"),
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await
+                .map_err(anyhow::Error::from)
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
 /// rollgate's audit log configuration in a fleet.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditMode {

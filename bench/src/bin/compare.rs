@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use rollgate_bench::api_count::{CountingProxy, Counts};
-use rollgate_bench::fleet::{AuditMode, Usage, start_rollgate, usage, wait_all};
+use rollgate_bench::fleet::{AuditMode, Usage, set_fleet_image, start_rollgate, usage, wait_all};
 use rollgate_testsupport::process::{free_port, spawn_supervised, stop, supervised_pid};
 use rollgate_testsupport::{Cluster, TestNamespace, manifests};
 use serde_json::{Value, json};
@@ -279,25 +279,7 @@ async fn measure(subject: Subject, args: &Args) -> anyhow::Result<Measurement> {
     let before = proxy.snapshot();
     let cpu_before = running.usage().cpu_seconds;
     let started = Instant::now();
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": manifests::app_image(V2)}]}}}});
-    stream::iter(0..n)
-        .map(|index| {
-            let rollouts = rollouts.clone();
-            let patch = patch.clone();
-            async move {
-                rollouts
-                    .patch(
-                        &format!("app-{index}"),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await?;
+    set_fleet_image(&rollouts, n, V2).await?;
     let second = |rollout: &DynamicObject| subject.finished(rollout, V2);
     let finished = wait_all(&rollouts, n, second, Duration::from_secs(3600)).await?;
     let seconds = started.elapsed().as_secs_f64();

@@ -30,10 +30,12 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use rollgate_bench::api_count::CountingProxy;
-use rollgate_bench::fleet::{AuditMode, FLEET_SHARDS, percentile, start_rollgate, wait_all};
+use rollgate_bench::fleet::{
+    AuditMode, FLEET_SHARDS, percentile, set_fleet_image, start_rollgate, wait_all,
+};
 use rollgate_crds::Rollout;
 use rollgate_crds::names::{REVISION_LABEL, ROLLOUT_LABEL};
 use rollgate_crds::rollout::RolloutPhase;
@@ -181,25 +183,7 @@ async fn main() -> anyhow::Result<()> {
     let before_requests = proxy.snapshot();
     let cpu_before = controller.usage().cpu_seconds;
     let started = Instant::now();
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": manifests::app_image(V2)}]}}}});
-    stream::iter(0..n)
-        .map(|index| {
-            let rollouts = rollouts.clone();
-            let patch = patch.clone();
-            async move {
-                rollouts
-                    .patch(
-                        &format!("app-{index}"),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await?;
+    set_fleet_image(&rollouts, n, V2).await?;
     let all_v2 = |r: &Rollout| {
         r.status.as_ref().is_some_and(|s| {
             s.phase == Some(RolloutPhase::Healthy)
